@@ -1,0 +1,112 @@
+// Flow warp, CUDA. Per-element math: common/element_math.h (shared with cpu/).
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "../common/checks.h"
+#include "../common/element_math.h"
+#include "cuda_helpers.cuh"
+
+namespace dff {
+namespace {
+
+template <typename T>
+__device__ math::WarpTaps<T> taps_at(const T* flow_n, int64_t p, int H, int W) {
+  const int64_t HW = static_cast<int64_t>(H) * W;
+  const T x = static_cast<T>(p % W) + flow_n[p];
+  const T y = static_cast<T>(p / W) + flow_n[HW + p];
+  return math::warp_taps(x, y, H, W);
+}
+
+template <typename T>
+__global__ void flow_warp_forward_kernel(int64_t total, const T* data, const T* flow, int64_t C, int H, int W, T* out) {
+  const int64_t HW = static_cast<int64_t>(H) * W;
+  DFF_CUDA_1D_LOOP(i, total) {
+    const int64_t p = i % HW, nc = i / HW, n = nc / C;
+    const math::WarpTaps<T> t = taps_at(flow + n * 2 * HW, p, H, W);
+    out[i] = math::warp_sample(data + nc * HW, t);
+  }
+}
+
+// One thread per (n, pixel): loops over channels, scatters into grad_data (atomics: taps of
+// neighbouring pixels overlap) and sums the flow gradient (no atomics).
+template <typename T>
+__global__ void flow_warp_backward_kernel(int64_t total, const T* grad, const T* data, const T* flow, int64_t C,
+                                          int H, int W, T* grad_data, T* grad_flow) {
+  const int64_t HW = static_cast<int64_t>(H) * W;
+  DFF_CUDA_1D_LOOP(i, total) {
+    const int64_t p = i % HW, n = i / HW;
+    const math::WarpTaps<T> t = taps_at(flow + n * 2 * HW, p, H, W);
+    T w[4];
+    math::warp_weights(t, w);
+    T gx = T(0), gy = T(0);
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t plane = (n * C + c) * HW;
+      const T go = grad[plane + p];
+      for (int k = 0; k < 4; ++k)
+        if (t.off[k] >= 0) atomicAdd(grad_data + plane + t.off[k], w[k] * go);
+      T dx, dy;
+      math::warp_sample_grad_xy(data + plane, t, &dx, &dy);
+      gx += go * dx;
+      gy += go * dy;
+    }
+    grad_flow[n * 2 * HW + p] = gx;
+    grad_flow[n * 2 * HW + HW + p] = gy;
+  }
+}
+
+at::Tensor flow_warp_forward_cuda(const at::Tensor& data, const at::Tensor& flow) {
+  check_flow_warp_args(data, flow);
+  if (is_reduced_float(data))
+    return flow_warp_forward_cuda(data.to(at::kFloat), flow.to(at::kFloat)).to(data.scalar_type());
+  c10::cuda::CUDAGuard guard(data.device());
+  auto d = data.contiguous();
+  auto f = flow.contiguous();
+  auto out = at::empty_like(d);
+  const int64_t total = d.numel();
+  if (total == 0) return out;
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "flow_warp_forward_cuda", [&] {
+    flow_warp_forward_kernel<scalar_t><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(
+        total, d.data_ptr<scalar_t>(), f.data_ptr<scalar_t>(), d.size(1), static_cast<int>(d.size(2)),
+        static_cast<int>(d.size(3)), out.data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> flow_warp_backward_cuda(const at::Tensor& grad, const at::Tensor& data,
+                                                           const at::Tensor& flow) {
+  check_flow_warp_args(data, flow);
+  TORCH_CHECK(grad.sizes() == data.sizes(), "flow_warp backward: grad ", sizes_str(grad), " != data ",
+              sizes_str(data));
+  if (is_reduced_float(data)) {
+    auto r = flow_warp_backward_cuda(grad.to(at::kFloat), data.to(at::kFloat), flow.to(at::kFloat));
+    return {std::get<0>(r).to(data.scalar_type()), std::get<1>(r).to(flow.scalar_type())};
+  }
+  c10::cuda::CUDAGuard guard(data.device());
+  auto g = grad.to(data.scalar_type()).contiguous();
+  auto d = data.contiguous();
+  auto f = flow.contiguous();
+  auto grad_data = at::zeros_like(d);
+  auto grad_flow = at::zeros_like(f);
+  const int64_t total = d.size(0) * d.size(2) * d.size(3);
+  if (d.numel() == 0) return {grad_data, grad_flow};
+  auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "flow_warp_backward_cuda", [&] {
+    flow_warp_backward_kernel<scalar_t><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(
+        total, g.data_ptr<scalar_t>(), d.data_ptr<scalar_t>(), f.data_ptr<scalar_t>(), d.size(1),
+        static_cast<int>(d.size(2)), static_cast<int>(d.size(3)), grad_data.data_ptr<scalar_t>(),
+        grad_flow.data_ptr<scalar_t>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {grad_data, grad_flow};
+}
+
+}  // namespace
+}  // namespace dff
+
+TORCH_LIBRARY_IMPL(dff, CUDA, m) {
+  m.impl("flow_warp", &dff::flow_warp_forward_cuda);
+  m.impl("_flow_warp_backward", &dff::flow_warp_backward_cuda);
+}
