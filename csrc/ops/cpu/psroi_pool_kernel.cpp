@@ -11,6 +11,20 @@
 namespace dff {
 namespace {
 
+// The P*P bins of every roi, computed once (they do not depend on the channel); stored bin-major,
+// [(ph*P + pw)*R + n], so the backward's walk over the rois of one bin reads contiguously.
+template <typename scalar_t>
+std::vector<math::PSBin> roi_bins(const scalar_t* rp, int64_t R, scalar_t scale, int P, int64_t H, int64_t W) {
+  std::vector<math::PSBin> bins(R * P * P);
+  at::parallel_for(0, R, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n)
+      for (int ph = 0; ph < P; ++ph)
+        for (int pw = 0; pw < P; ++pw)
+          bins[(ph * P + pw) * R + n] = math::psroi_bin(rp + n * 5, scale, P, static_cast<int>(H), static_cast<int>(W), ph, pw);
+  });
+  return bins;
+}
+
 at::Tensor psroi_pool_forward_cpu(const at::Tensor& data, const at::Tensor& rois, double spatial_scale,
                                   int64_t output_dim, int64_t pooled_size, int64_t group_size) {
   check_psroi_args(data, rois, spatial_scale, output_dim, pooled_size, group_size);
@@ -29,18 +43,17 @@ at::Tensor psroi_pool_forward_cpu(const at::Tensor& data, const at::Tensor& rois
     const scalar_t* dp = d.data_ptr<scalar_t>();
     const scalar_t* rp = r.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    const scalar_t scale = static_cast<scalar_t>(spatial_scale);
+    const auto bins = roi_bins(rp, R, static_cast<scalar_t>(spatial_scale), P, H, W);
     at::parallel_for(0, R * output_dim, 16, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t n = i / output_dim;
         const int ctop = static_cast<int>(i % output_dim);
-        const scalar_t* roi = rp + n * 5;
-        const int64_t b = static_cast<int64_t>(roi[0]);
+        const int64_t b = static_cast<int64_t>(rp[n * 5]);
         for (int ph = 0; ph < P; ++ph)
           for (int pw = 0; pw < P; ++pw) {
-            const math::PSBin bin = math::psroi_bin(roi, scale, P, H, W, ph, pw);
             const int c = math::psroi_channel(ctop, ph, pw, P, G);
-            op[(i * P + ph) * P + pw] = math::psroi_bin_mean(dp + (b * C + c) * H * W, static_cast<int>(W), bin);
+            op[(i * P + ph) * P + pw] =
+                math::psroi_bin_mean(dp + (b * C + c) * H * W, static_cast<int>(W), bins[(ph * P + pw) * R + n]);
           }
       }
     });
@@ -71,7 +84,7 @@ at::Tensor psroi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& roi
     const scalar_t* gp = g.data_ptr<scalar_t>();
     const scalar_t* rp = r.data_ptr<scalar_t>();
     scalar_t* gd = grad_data.data_ptr<scalar_t>();
-    const scalar_t scale = static_cast<scalar_t>(spatial_scale);
+    const auto bins = roi_bins(rp, R, static_cast<scalar_t>(spatial_scale), P, H, W);
     at::parallel_for(0, C, 1, [&](int64_t begin, int64_t end) {
       std::vector<int> rows, cols;
       for (int64_t c = begin; c < end; ++c) {
@@ -84,12 +97,11 @@ at::Tensor psroi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& roi
           if (math::psroi_channel(ctop, 0, p, P, G) == ctop * G * G + gw) cols.push_back(p);
         }
         for (int64_t n = 0; n < R; ++n) {
-          const scalar_t* roi = rp + n * 5;
-          const int64_t b = static_cast<int64_t>(roi[0]);
+          const int64_t b = static_cast<int64_t>(rp[n * 5]);
           scalar_t* plane = gd + (b * C + c) * H * W;
           for (int ph : rows)
             for (int pw : cols) {
-              const math::PSBin bin = math::psroi_bin(roi, scale, P, H, W, ph, pw);
+              const math::PSBin& bin = bins[(ph * P + pw) * R + n];
               if (bin.empty()) continue;
               const scalar_t v = gp[((n * output_dim + ctop) * P + ph) * P + pw] / static_cast<scalar_t>(bin.area());
               for (int h = bin.hstart; h < bin.hend; ++h)

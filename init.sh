@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of this checkout, into the active Python:
+#   1. installs requirements.txt if something is missing or at the wrong version,
+#   2. builds the custom ops in place (lib/ops/_C*.so); ninja recompiles only what changed,
+#   3. creates data/, model/ and output/,
+#   4. prints what was built (CPU only, or CPU + CUDA for which architectures).
+# A second run only checks and prints (a few seconds). Environment: PYTHON (default python3),
+# FORCE_CUDA / CUDA_HOME / TORCH_CUDA_ARCH_LIST / MAX_JOBS as setup.py documents.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+PY=${PYTHON:-python3}
+
+if ! "$PY" - <<'PYEOF' 2>/dev/null; then
+import importlib.metadata as md, re, sys
+for line in open("requirements.txt"):
+    line = line.split("#")[0].strip()
+    if not line:
+        continue
+    m = re.match(r"([A-Za-z0-9_.\-]+)\s*(==|>=)?\s*([^\s;]*)", line)
+    name, op, ver = m.groups()
+    have = md.version(name)  # raises if missing
+    if op == "==" and have.split("+")[0] != ver:
+        sys.exit(1)
+PYEOF
+  echo "init.sh: installing requirements.txt into $("$PY" -c 'import sys; print(sys.prefix)')"
+  "$PY" -m pip install -q -r requirements.txt
+fi
+
+# Always hand the build to setup.py: ninja recompiles only what changed (about 3 s when nothing did),
+# which an mtime comparison of the .so against csrc/ cannot decide reliably.
+mkdir -p build
+ls build/temp*/build.ninja >/dev/null 2>&1 || echo "init.sh: building the custom ops (log: build/init_build.log; a first CUDA build takes minutes)"
+if ! "$PY" setup.py build_ext --inplace > build/init_build.log 2>&1; then
+  tail -n 40 build/init_build.log
+  echo "init.sh: the build failed; the whole log is build/init_build.log (README: Troubleshooting)" >&2
+  exit 1
+fi
+grep '^setup.py:' build/init_build.log || true
+
+mkdir -p data model output
+"$PY" -c "import lib.ops as o; print('init.sh: ops built for', o.build_info())"
