@@ -1,0 +1,97 @@
+"""FlowNet-Simple as DFF uses it (spec 3.1), with the Caffe/MXNet layer names kept as attribute names
+so the official flownet-0000.params / DFF checkpoint keys map one-to-one.
+
+Input: the detector's mean-subtracted RGB tensors of the current and the key frame, /255, concatenated
+as [current, key], average-pooled 2x2 ('full'/ceil convention) to half resolution. LeakyReLU(0.1)
+after every conv of the encoder and every cropped deconvolution. MXNet's Deconvolution(k4, s2, p0)
+followed by Crop(offset (1, 1)) to the skip connection's size equals ConvTranspose2d(k4, s2, p1)
+followed by [:H_skip, :W_skip]. The decoder's 194-channel stride-8 map is average-pooled 2x2 (ceil)
+to stride 16, where Convolution5 gives the flow (x2.5: flow/20 at half resolution -> feature pixels)
+and Convolution5_scale (1x1, init weight 0 / bias 1, bias frozen) the 1024-channel scale map.
+
+Returns (flow (N, 2, h, w) in feature-map pixels, channel 0 = x; scale (N, feat_dim, h, w)) at the
+stride-16 size of the detector's conv_feat; the other flow predictions (Convolution1..4) feed only
+the decoder, and `multiscale=True` also returns them for FlowNet pretraining.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _crop(x, like):
+    return x[:, :, :like.shape[2], :like.shape[3]]
+
+
+class FlowNetS(nn.Module):
+    FLOW_SCALE = 2.5  # spec 3.1: Convolution5 x 2.5
+
+    def __init__(self, feat_dim=1024, width_mult=1.0):
+        super().__init__()
+
+        def c(n):
+            return max(2, int(round(n * width_mult)))
+
+        c64, c128, c256, c512, c1024 = c(64), c(128), c(256), c(512), c(1024)
+        conv = nn.Conv2d
+        self.flow_conv1 = conv(6, c64, 7, 2, 3)
+        self.conv2 = conv(c64, c128, 5, 2, 2)
+        self.conv3 = conv(c128, c256, 5, 2, 2)
+        self.conv3_1 = conv(c256, c256, 3, 1, 1)
+        self.conv4 = conv(c256, c512, 3, 2, 1)
+        self.conv4_1 = conv(c512, c512, 3, 1, 1)
+        self.conv5 = conv(c512, c512, 3, 2, 1)
+        self.conv5_1 = conv(c512, c512, 3, 1, 1)
+        self.conv6 = conv(c512, c1024, 3, 2, 1)
+        self.conv6_1 = conv(c1024, c1024, 3, 1, 1)
+        self.Convolution1 = conv(c1024, 2, 3, 1, 1)
+        cat5 = c512 + c512 + 2
+        self.deconv5 = nn.ConvTranspose2d(c1024, c512, 4, 2, 1)
+        self.upsample_flow6to5 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
+        self.Convolution2 = conv(cat5, 2, 3, 1, 1)
+        cat4 = c512 + c256 + 2
+        self.deconv4 = nn.ConvTranspose2d(cat5, c256, 4, 2, 1)
+        self.upsample_flow5to4 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
+        self.Convolution3 = conv(cat4, 2, 3, 1, 1)
+        cat3 = c256 + c128 + 2
+        self.deconv3 = nn.ConvTranspose2d(cat4, c128, 4, 2, 1)
+        self.upsample_flow4to3 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
+        self.Convolution4 = conv(cat3, 2, 3, 1, 1)
+        cat2 = c128 + c64 + 2
+        self.deconv2 = nn.ConvTranspose2d(cat3, c64, 4, 2, 1)
+        self.upsample_flow3to2 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
+        self.Convolution5 = conv(cat2, 2, 3, 1, 1)
+        self.Convolution5_scale = conv(cat2, feat_dim, 1, 1, 0)
+        self.concat_channels = cat2
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity='leaky_relu')
+                nn.init.zeros_(m.bias)
+        # spec 3.1 / 4.2: the scale map starts at exactly 1; its bias is frozen (lr_mult 0, see lib/model/params.py)
+        nn.init.zeros_(self.Convolution5_scale.weight)
+        nn.init.ones_(self.Convolution5_scale.bias)
+
+    def forward(self, cur, key, multiscale=False):
+        lrelu = lambda t: F.leaky_relu(t, 0.1)  # noqa: E731
+        x = torch.cat([cur, key], 1) / 255.0
+        x = F.avg_pool2d(x, 2, 2, ceil_mode=True)  # resize_data
+        c1 = lrelu(self.flow_conv1(x))
+        c2 = lrelu(self.conv2(c1))
+        c3 = lrelu(self.conv3_1(lrelu(self.conv3(c2))))
+        c4 = lrelu(self.conv4_1(lrelu(self.conv4(c3))))
+        c5 = lrelu(self.conv5_1(lrelu(self.conv5(c4))))
+        c6 = lrelu(self.conv6_1(lrelu(self.conv6(c5))))
+        flow6 = self.Convolution1(c6)
+        cat5 = torch.cat([c5, lrelu(_crop(self.deconv5(c6), c5)), _crop(self.upsample_flow6to5(flow6), c5)], 1)
+        flow5 = self.Convolution2(cat5)
+        cat4 = torch.cat([c4, lrelu(_crop(self.deconv4(cat5), c4)), _crop(self.upsample_flow5to4(flow5), c4)], 1)
+        flow4 = self.Convolution3(cat4)
+        cat3 = torch.cat([c3, lrelu(_crop(self.deconv3(cat4), c3)), _crop(self.upsample_flow4to3(flow4), c3)], 1)
+        flow3 = self.Convolution4(cat3)
+        cat2 = torch.cat([c2, lrelu(_crop(self.deconv2(cat3), c2)), _crop(self.upsample_flow3to2(flow3), c2)], 1)
+        pooled = F.avg_pool2d(cat2, 2, 2, ceil_mode=True)  # resize_concat5: stride 8 -> 16
+        flow = self.Convolution5(pooled) * self.FLOW_SCALE
+        scale = self.Convolution5_scale(pooled)
+        if multiscale:
+            # raw predictions (flow/20 in half-resolution pixels) at strides 64, 32, 16, 8 (of the input)
+            return flow, scale, [flow6, flow5, flow4, flow3, self.Convolution5(cat2)]
+        return flow, scale

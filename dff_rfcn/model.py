@@ -1,0 +1,62 @@
+"""Deep Feature Flow (spec 3): the baseline's feature network runs on key frames only; other frames get
+the key frame's conv_feat warped along FlowNet's flow and multiplied by its scale map, then the
+baseline's detection heads. Shared parts: lib/model/detection.py."""
+import torch
+import torch.nn as nn
+
+import lib.ops as ops
+from lib.model.detection import DetectionHeads, FeatureNet
+
+from .flownet import FlowNetS
+
+
+class DFF(nn.Module):
+    may_skip_parameters = True  # FlowNet is left out of the graph for eq_flag = 1 batches (DDP must know)
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.feature = FeatureNet(cfg)
+        self.flownet = FlowNetS(feat_dim=int(cfg.network.DFF_FEAT_DIM), width_mult=float(cfg.network.FLOW_WIDTH_MULT))
+        self.heads = DetectionHeads(cfg)
+        self.zero_flow = False  # ablation: copy the key features instead of warping them (flow forced to 0)
+
+    def propagate(self, key_feat, cur, key):
+        """Warp key-frame features to the current frame: flow_warp(key_feat, flow) * scale (spec 3.2)."""
+        flow, scale = self.flownet(cur, key)
+        if self.zero_flow:
+            flow = torch.zeros_like(flow)
+        return ops.flow_warp(key_feat, flow) * scale
+
+    def forward(self, batch):
+        """Training (spec 3.3): backbone on the key frame `data_ref`, loss on the current frame `data`;
+        eq_flag = 1 (key == current, DET images) uses the unwarped features and skips FlowNet."""
+        conv_feat = self.feature(batch['data_ref'])
+        eq = batch['eq_flag'].to(torch.bool)
+        if bool(eq.all()):
+            feat = conv_feat
+        else:
+            warped = self.propagate(conv_feat, batch['data'], batch['data_ref'])
+            feat = torch.where(eq.view(-1, 1, 1, 1), conv_feat, warped)
+        return self.heads(feat, batch['im_info'], batch['gt_boxes'], batch['rpn_label'], batch['rpn_bbox_target'],
+                          batch['rpn_bbox_weight'])
+
+    # ------------------------------------------------------------------ inference (spec 3.4)
+    def detect_key(self, data, im_info):
+        """Key frame: full network. Returns (head outputs, conv_feat to cache)."""
+        conv_feat = self.feature(data)
+        return self.heads(conv_feat, im_info), conv_feat
+
+    def detect_cur(self, data, im_info, key_data, key_feat):
+        """Non-key frame: FlowNet + warp + heads only."""
+        return self.heads(self.propagate(key_feat, data, key_data), im_info)
+
+    def detect_batch(self, data_key, data_other, im_info):
+        """Batched mode (get_batch_test_symbol): one key image + K-1 other frames in one forward; the key
+        image and features are tiled over the others. im_info (K, 3), key first."""
+        key_feat = self.feature(data_key)
+        k1 = data_other.shape[0]
+        feats = key_feat
+        if k1:
+            warped = self.propagate(key_feat.expand(k1, -1, -1, -1), data_other, data_key.expand(k1, -1, -1, -1))
+            feats = torch.cat([key_feat, warped], 0)
+        return self.heads(feats, im_info)

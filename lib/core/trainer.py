@@ -1,0 +1,211 @@
+"""End-to-end training loop shared by the frame baseline and DFF (spec 4.2).
+
+- SGD as MXNet applies it (mom = momentum*mom - lr*(grad + wd*w); w += mom), wd only on weights and
+  BN gammas, FIXED_PARAMS frozen, no gradient clipping, rescale_grad 1.
+- One optimiser update = the original's 4-GPU batch: world_size processes x TRAIN.BATCH_IMAGES images x
+  TRAIN.ACCUMULATE_GRAD micro-steps. Per-image losses are SUMMED over the update (the original summed
+  the per-GPU gradients), so 1 process with ACCUMULATE_GRAD 4 reproduces 4 GPUs.
+- lr_step in epochs -> update steps int(epoch * |roidb| / images_per_update); optional constant warmup.
+- Checkpoints (atomic: temp file + rename): <prefix>-<epoch:04d>.pth after each epoch, and
+  <prefix>-last.pth every TRAIN.CHECKPOINT_ITERS updates and after each epoch, holding model, optimizer,
+  schedule position and RNG states. resume=True continues from <prefix>-last.pth exactly where it stopped:
+  the data order is a function of (seed, epoch) and every per-item random choice of (seed, epoch, index).
+"""
+import os
+import random
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lib.dataset.loader import EpochOrder, images_per_update, make_train_loader
+from lib.model.params import param_groups
+from lib.utils import dist
+from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+
+
+class MXNetSGD(torch.optim.Optimizer):
+    """MXNet's SGD update with momentum: the lr sits inside the momentum buffer, so an lr step
+    affects only new gradients (PyTorch's SGD rescales the whole buffer); parameters without a
+    gradient are updated with a zero gradient, as MXNet's executor does."""
+
+    def __init__(self, params, lr, momentum=0.9, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, lr_mult=1.0))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            lr = group['lr'] * group['lr_mult']
+            for p in group['params']:
+                # MXNet updates every trainable parameter each step: one that got no gradient this
+                # step (FlowNet when eq_flag = 1) still sees weight decay and momentum.
+                g = p.grad if p.grad is not None else torch.zeros_like(p)
+                if group['weight_decay']:
+                    g = g.add(p, alpha=group['weight_decay'])
+                state = self.state[p]
+                if 'mom' not in state:
+                    state['mom'] = torch.zeros_like(p)
+                mom = state['mom']
+                mom.mul_(group['momentum']).add_(g, alpha=-lr)
+                p.add_(mom)
+
+
+def lr_schedule(cfg, num_images, ipu):
+    """Returns f(update_index) -> lr; update_index counts updates from the start of epoch 0."""
+    base, factor = float(cfg.TRAIN.lr), float(cfg.TRAIN.lr_factor)
+    epochs = [float(e) for e in str(cfg.TRAIN.lr_step).split(',') if e.strip()]
+    steps = [int(e * num_images / ipu) for e in epochs]
+    warmup = bool(cfg.TRAIN.warmup)
+
+    def lr_at(u):
+        if warmup and u < int(cfg.TRAIN.warmup_step):
+            return float(cfg.TRAIN.warmup_lr)
+        return base * factor ** sum(1 for s in steps if u >= s)
+
+    return lr_at, steps
+
+
+def _rng_state():
+    return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
+            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(s):
+    torch.set_rng_state(s['torch'])
+    np.random.set_state(s['numpy'])
+    random.setstate(s['python'])
+    if s.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s['cuda'])
+
+
+def resolve_device(cfg):
+    if cfg.device == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if cfg.device == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError("config device: 'cuda' but no CUDA device is available")
+    return cfg.device
+
+
+def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=print):
+    """Train `model` (returns a dict of loss terms from model(batch)) on `dataset`; returns the model."""
+    device = resolve_device(cfg)
+    rank, world, local_rank = dist.init_from_env(device)
+    torch.manual_seed(int(cfg.seed))
+    dev = torch.device('cuda', local_rank) if device == 'cuda' else torch.device('cpu')
+    model.to(dev)
+    groups, summary = param_groups(model, list(cfg.network.FIXED_PARAMS), float(cfg.TRAIN.wd))
+    opt = MXNetSGD(groups, lr=float(cfg.TRAIN.lr), momentum=float(cfg.TRAIN.momentum))
+    ipu = images_per_update(cfg, world)
+    order = EpochOrder(dataset.roidb, ipu, int(cfg.seed), bool(cfg.TRAIN.SHUFFLE), bool(cfg.TRAIN.ASPECT_GROUPING))
+    lr_at, steps = lr_schedule(cfg, len(dataset.roidb), ipu)
+    epoch, start_update, global_update = int(cfg.TRAIN.begin_epoch), 0, 0
+    global_update = epoch * order.updates_per_epoch
+    last_path = os.path.join(output_dir, f'{prefix}-last.pth')
+    if resume and os.path.isfile(last_path):
+        ck = load_checkpoint(last_path, map_location='cpu')
+        model.load_state_dict(ck['model'])
+        opt.load_state_dict(ck['optimizer'])
+        epoch, start_update, global_update = ck['epoch'], ck['update_in_epoch'], ck['global_update']
+        _set_rng_state(ck['rng'])
+        if start_update >= order.updates_per_epoch:
+            epoch, start_update = epoch + 1, 0
+        log(f'resumed from {last_path}: epoch {epoch}, update {start_update} of {order.updates_per_epoch}')
+    elif resume:
+        log(f'--resume: no {last_path} yet, starting from scratch')
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device == 'cuda' else None,
+            find_unused_parameters=bool(getattr(model, 'may_skip_parameters', False)))
+    if rank == 0:
+        os.makedirs(output_dir, exist_ok=True)
+        log(f'training {prefix}: {len(dataset.roidb)} images, {world} process(es) x {cfg.TRAIN.BATCH_IMAGES} image(s) '
+            f'x {cfg.TRAIN.ACCUMULATE_GRAD} accumulation = {ipu} images per update, {order.updates_per_epoch} '
+            f'updates per epoch, lr steps at updates {steps}; params: {summary}')
+    max_iters = int(cfg.TRAIN.MAX_ITERS)
+    accumulate = int(cfg.TRAIN.ACCUMULATE_GRAD)
+    log_file = open(os.path.join(output_dir, 'train.log'), 'a') if rank == 0 else None
+    model.train()
+    done = False
+    while epoch < int(cfg.TRAIN.end_epoch) and not done:
+        loader = make_train_loader(dataset, order, epoch, start_update, rank, world, cfg, collator)
+        bar = tqdm(total=order.updates_per_epoch, initial=start_update, desc=f'epoch {epoch}', unit='upd',
+                   disable=rank != 0, mininterval=2, leave=False)
+        update, micro, sums, tic = start_update, 0, {}, time.time()
+        for batch in loader:
+            batch = {k: (v.to(dev) if torch.is_tensor(v) else [x.to(dev) if torch.is_tensor(x) else x for x in v]
+                         if isinstance(v, list) else v) for k, v in batch.items()}
+            last_micro = micro == accumulate - 1
+            ctx = net.no_sync() if (world > 1 and not last_micro) else _null()
+            with ctx:
+                losses = net(batch)
+                total = sum(losses.values())
+                (total * world).backward()  # DDP averages over processes; the original sums
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            micro += 1
+            if not last_micro:
+                continue
+            micro = 0
+            lr = lr_at(global_update)
+            for g in opt.param_groups:
+                g['lr'] = lr
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            update += 1
+            global_update += 1
+            if rank == 0:
+                bar.update(1)
+                bar.set_postfix({k.replace('_loss', ''): f'{v / accumulate:.3f}' for k, v in sums.items()})
+                if update % int(cfg.default.frequent) == 0 or update == order.updates_per_epoch:
+                    speed = ipu * int(cfg.default.frequent) / max(time.time() - tic, 1e-9)
+                    line = (f'Epoch[{epoch}] Batch [{update}]\tSpeed: {speed:.2f} samples/sec\tlr={lr:.3g}\t'
+                            + '\t'.join(f'{k}={v / accumulate:.4f}' for k, v in sums.items()))
+                    log_file.write(line + '\n')
+                    log_file.flush()
+                    tic = time.time()
+            sums = {}
+            stop = max_iters and global_update >= max_iters
+            every = int(cfg.TRAIN.CHECKPOINT_ITERS)
+            if rank == 0 and ((every and update % every == 0) or stop) and update < order.updates_per_epoch:
+                _save(last_path, model, opt, epoch, update, global_update, cfg)
+            if stop:
+                done = True
+                break
+        bar.close()
+        if not done or update == order.updates_per_epoch:
+            if rank == 0:
+                _save(os.path.join(output_dir, f'{prefix}-{epoch + 1:04d}.pth'), model, opt, epoch, update,
+                      global_update, cfg)
+                _save(last_path, model, opt, epoch, update, global_update, cfg)
+                log(f'epoch {epoch} done: saved {prefix}-{epoch + 1:04d}.pth')
+            epoch, start_update = epoch + 1, 0
+        dist.barrier()
+    if log_file:
+        log_file.close()
+    return model
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _save(path, model, opt, epoch, update, global_update, cfg):
+    save_checkpoint(path, {'model': model.state_dict(), 'optimizer': opt.state_dict(), 'epoch': epoch,
+                           'update_in_epoch': update, 'global_update': global_update, 'rng': _rng_state(),
+                           'cfg': _plain(cfg)})
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj

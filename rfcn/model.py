@@ -1,0 +1,21 @@
+"""The frame baseline: R-FCN on every frame (spec 2). Everything it is made of lives in lib/model."""
+import torch.nn as nn
+
+from lib.model.detection import DetectionHeads, FeatureNet
+
+
+class RFCN(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.feature = FeatureNet(cfg)
+        self.heads = DetectionHeads(cfg)
+
+    def forward(self, batch):
+        """Training: a collated batch (lib.dataset.loader.BatchCollator) -> dict of the four losses."""
+        conv_feat = self.feature(batch['data'])
+        return self.heads(conv_feat, batch['im_info'], batch['gt_boxes'], batch['rpn_label'],
+                          batch['rpn_bbox_target'], batch['rpn_bbox_weight'])
+
+    def detect(self, data, im_info):
+        """Test: (N, 3, H, W), im_info (N, 3) -> {'rois', 'cls_prob', 'bbox_pred' (de-normalised)}."""
+        return self.heads(self.feature(data), im_info)
