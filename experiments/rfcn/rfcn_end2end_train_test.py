@@ -11,6 +11,8 @@ Outputs under <output_path>/<cfg name>/: <image_set>/<model_prefix>-<epoch>.pth,
 import argparse
 import os
 
+import torch
+
 import _init_paths  # noqa: F401
 
 from lib.config import load_config, update_from_list
@@ -44,6 +46,7 @@ def main(argv=None):
     cfg = update_from_list(load_config(args.cfg), args.set)
     train_dir, test_dir = output_dirs(cfg, args.cfg)
     final = os.path.join(train_dir, f'{cfg.TRAIN.model_prefix}-{int(cfg.TRAIN.end_epoch):04d}.pth')
+    torch.manual_seed(int(cfg.seed))  # the same initial weights on every rank and every run
     model = RFCN(cfg)
     if not args.skip_train:
         load_pretrained(model.feature.backbone, cfg.network.pretrained, cfg.network.pretrained_epoch)

@@ -92,7 +92,7 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
                            bool(cfg.CLASS_AGNOSTIC))
         for d in dets:
             rows.append([frame['frame_id'], int(d[0]), float(d[1])] + [float(v) for v in d[2:6]])
-        bar.set_postfix(fps=f'{n_timed / net_time:.1f}' if net_time else '-')
+        bar.set_postfix(fps=f'{n_timed / net_time:.1f}' if net_time else '-', refresh=False)
     gathered = dist.all_gather_object((rows, net_time, n_timed))
     if rank != 0:
         return None

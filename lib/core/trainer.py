@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.dataset.loader import EpochOrder, images_per_update, make_train_loader
+from lib.dataset.loader import EpochOrder, images_per_update, item_generator, make_train_loader
 from lib.model.params import param_groups
 from lib.utils import dist
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
@@ -136,6 +136,9 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
         for batch in loader:
             batch = {k: (v.to(dev) if torch.is_tensor(v) else [x.to(dev) if torch.is_tensor(x) else x for x in v]
                          if isinstance(v, list) else v) for k, v in batch.items()}
+            # roi sampling randomness per (seed, epoch, image): independent of process count and resume
+            batch['generators'] = [item_generator(int(cfg.seed), e, i, salt=2)
+                                   for e, i in zip(batch['epoch'], batch['index'])]
             last_micro = micro == accumulate - 1
             ctx = net.no_sync() if (world > 1 and not last_micro) else _null()
             with ctx:
@@ -143,7 +146,7 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
                 total = sum(losses.values())
                 (total * world).backward()  # DDP averages over processes; the original sums
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
             micro += 1
             if not last_micro:
                 continue
@@ -157,7 +160,7 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
             global_update += 1
             if rank == 0:
                 bar.update(1)
-                bar.set_postfix({k.replace('_loss', ''): f'{v / accumulate:.3f}' for k, v in sums.items()})
+                bar.set_postfix({k.replace('_loss', ''): f'{v / accumulate:.3f}' for k, v in sums.items()}, refresh=False)
                 if update % int(cfg.default.frequent) == 0 or update == order.updates_per_epoch:
                     speed = ipu * int(cfg.default.frequent) / max(time.time() - tic, 1e-9)
                     line = (f'Epoch[{epoch}] Batch [{update}]\tSpeed: {speed:.2f} samples/sec\tlr={lr:.3g}\t'

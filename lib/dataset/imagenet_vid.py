@@ -25,7 +25,7 @@ class ImageNetVID:
 
     class_list = 'imagenet_vid'
 
-    def __init__(self, image_set, root_path, dataset_path):
+    def __init__(self, image_set, root_path, dataset_path, cfg=None):
         self.image_set = image_set
         self.name = f'{type(self).__name__}_{image_set}'
         self.root_path = root_path

@@ -45,7 +45,7 @@ from lib.utils.flow_io import write_flo, write_ppm
 
 from .vid_classes import register_class_list
 
-GENERATOR_VERSION = 1  # bump whenever the generated content changes: existing datasets are regenerated
+GENERATOR_VERSION = 2  # bump whenever the generated content changes: existing datasets are regenerated
 
 # A subset of ImageNet VID (names and WNIDs as in dff_spec.md 5.2), background first.
 SYNTHETIC_CLASSES = ('__background__', 'airplane', 'car', 'dog', 'horse', 'zebra')
@@ -53,14 +53,17 @@ SYNTHETIC_WNIDS = ('__background__', 'n02691156', 'n02958343', 'n02084071', 'n02
 CLASS_LIST_NAME = 'synthetic_vid'
 register_class_list(CLASS_LIST_NAME, SYNTHETIC_CLASSES, SYNTHETIC_WNIDS)
 
-# class name -> (shape, texture family)
+# class name -> (shape, texture family, hue). The hue is the centre of the class's colour band: a
+# from-scratch CPU-sized network learns colour + shape within minutes, shape + texture alone it does not
+# (measured: 28% roi classification accuracy after one epoch with hues drawn uniformly).
 CLASS_STYLE = {
-    'airplane': ('cross', 'rings'),
-    'car': ('rectangle', 'checker'),
-    'dog': ('disc', 'radial'),
-    'horse': ('ellipse', 'dots'),
-    'zebra': ('triangle', 'stripes'),
+    'airplane': ('cross', 'rings', 0.60),
+    'car': ('rectangle', 'checker', 0.0),
+    'dog': ('disc', 'radial', 0.13),
+    'horse': ('ellipse', 'dots', 0.33),
+    'zebra': ('triangle', 'stripes', 0.80),
 }
+HUE_JITTER = 0.05
 
 DEFAULT_SIZES = {
     'height': 192,             # frame size (videos, DET images, flow pairs)
@@ -218,7 +221,7 @@ def _shape_polygon(rng, shape, size):
 def _make_sprite(rng, cls_name, size):
     """An object instance: float32 (N, N, 4) image (BGR premultiplied by alpha, alpha), its centre
     (N-1)/2 and its area (alpha > 0.5 pixels) at scale 1."""
-    shape, texture = CLASS_STYLE[cls_name]
+    shape, texture, hue = CLASS_STYLE[cls_name]
     n = int(np.ceil(size * 1.25)) + 6
     c = (n - 1) / 2.0
     pts, rot = _shape_polygon(rng, shape, size)
@@ -253,8 +256,8 @@ def _make_sprite(rng, cls_name, size):
     v1, v2 = rng.uniform(0.2, 0.5), rng.uniform(0.7, 1.0)
     if rng.random() < 0.5:
         v1, v2 = v2, v1
-    c1 = _hsv_to_bgr(rng.random(), rng.uniform(0.15, 0.9), v1)
-    c2 = _hsv_to_bgr(rng.random(), rng.uniform(0.15, 0.9), v2)
+    c1 = _hsv_to_bgr(hue + rng.uniform(-HUE_JITTER, HUE_JITTER), rng.uniform(0.55, 0.95), v1)
+    c2 = _hsv_to_bgr(hue + rng.uniform(-HUE_JITTER, HUE_JITTER), rng.uniform(0.3, 0.95), v2)
     color = c1 * (1 - t[..., None]) + c2 * t[..., None]
     light = rng.uniform(0, 2 * np.pi)
     color *= (1.0 + 0.15 * (x * np.cos(light) + y * np.sin(light)) / size)[..., None]

@@ -107,7 +107,10 @@ class DetectionHeads(nn.Module):
         bbox = ops.psroi_pool(self.rfcn_bbox(feat), rois, scale, 4 * self.num_reg_classes, G, G)
         return cls.mean(dim=(2, 3)), bbox.mean(dim=(2, 3))  # position-sensitive voting = global average
 
-    def forward(self, conv_feat, im_info, gt_boxes=None, rpn_label=None, rpn_bbox_target=None, rpn_bbox_weight=None):
+    def forward(self, conv_feat, im_info, gt_boxes=None, rpn_label=None, rpn_bbox_target=None, rpn_bbox_weight=None,
+                generators=None):
+        """Test: -> {'rois', 'cls_prob', 'bbox_pred' (de-normalised)}. Training: -> the four losses;
+        `generators` (one torch.Generator per image, or None for the global RNG) drive the roi sampling."""
         half = conv_feat.shape[1] // 2
         rpn_feat, rfcn_feat = conv_feat[:, :half], conv_feat[:, half:]
         rpn_score, rpn_bbox, rpn_prob = self.rpn(rpn_feat)
@@ -120,13 +123,15 @@ class DetectionHeads(nn.Module):
             bbox_pred = bbox_pred * self.bbox_stds.repeat(k) + self.bbox_means.repeat(k)
             return {'rois': rois, 'cls_prob': F.softmax(cls_score, dim=1), 'bbox_pred': bbox_pred}
         return self.losses(rfcn_feat, rois, gt_boxes, rpn_score, rpn_bbox, rpn_label, rpn_bbox_target,
-                           rpn_bbox_weight)
+                           rpn_bbox_weight, generators)
 
-    def losses(self, rfcn_feat, rois, gt_boxes, rpn_score, rpn_bbox, rpn_label, rpn_bbox_target, rpn_bbox_weight):
+    def losses(self, rfcn_feat, rois, gt_boxes, rpn_score, rpn_bbox, rpn_label, rpn_bbox_target, rpn_bbox_weight,
+               generators=None):
         cfg = self.cfg
         n = rfcn_feat.shape[0]
         samples = [sample_rois(rois[rois[:, 0] == b], gt_boxes[b].to(rois), self.num_classes, cfg,
-                               class_agnostic=bool(cfg.CLASS_AGNOSTIC)) for b in range(n)]
+                               generator=generators[b] if generators else None,
+                               class_agnostic=bool(cfg.CLASS_AGNOSTIC), batch_index=b) for b in range(n)]
         all_rois = torch.cat([s[0] for s in samples])
         cls_score, bbox_pred = self.rfcn(rfcn_feat, all_rois)
         out = {'rpn_cls_loss': rpn_cls_loss(rpn_score, rpn_label),
