@@ -43,15 +43,14 @@ import numpy as np
 
 from lib.utils.flow_io import write_flo, write_ppm
 
-from .vid_classes import register_class_list
+from .vid_classes import SYNTHETIC_VID_CLASSES, SYNTHETIC_VID_WNIDS
 
 GENERATOR_VERSION = 2  # bump whenever the generated content changes: existing datasets are regenerated
 
-# A subset of ImageNet VID (names and WNIDs as in dff_spec.md 5.2), background first.
-SYNTHETIC_CLASSES = ('__background__', 'airplane', 'car', 'dog', 'horse', 'zebra')
-SYNTHETIC_WNIDS = ('__background__', 'n02691156', 'n02958343', 'n02084071', 'n02374451', 'n02391049')
+# A subset of ImageNet VID (names and WNIDs as in dff_spec.md 5.2), background first; registered in vid_classes.
+SYNTHETIC_CLASSES = SYNTHETIC_VID_CLASSES
+SYNTHETIC_WNIDS = SYNTHETIC_VID_WNIDS
 CLASS_LIST_NAME = 'synthetic_vid'
-register_class_list(CLASS_LIST_NAME, SYNTHETIC_CLASSES, SYNTHETIC_WNIDS)
 
 # class name -> (shape, texture family, hue). The hue is the centre of the class's colour band: a
 # from-scratch CPU-sized network learns colour + shape within minutes, shape + texture alone it does not

@@ -66,4 +66,9 @@ def wnid_to_index(wnids: Sequence[str]) -> Dict[str, int]:
     return {w: i for i, w in enumerate(wnids) if i > 0}
 
 
+# The embedded synthetic dataset (lib/dataset/synthetic_vid.py): a subset of ImageNet VID's classes.
+SYNTHETIC_VID_CLASSES: Tuple[str, ...] = (BACKGROUND, "airplane", "car", "dog", "horse", "zebra")
+SYNTHETIC_VID_WNIDS: Tuple[str, ...] = (BACKGROUND, "n02691156", "n02958343", "n02084071", "n02374451", "n02391049")
+
 register_class_list("imagenet_vid", IMAGENET_VID_CLASSES, IMAGENET_VID_WNIDS)
+register_class_list("synthetic_vid", SYNTHETIC_VID_CLASSES, SYNTHETIC_VID_WNIDS)

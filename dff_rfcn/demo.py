@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Deep Feature Flow demo (the original dff_rfcn/demo.py, spec 9): the full network on key frames, FlowNet
++ feature warping on the others, boxes with 'class score' drawn on the frames, written as
+<output>/<stem>.jpg (and an mp4); --show-flow also writes each non-key frame's flow to the key frame as a
+colour image <output>/flow/<stem>.png (Middlebury colour code, in pixels of the original frame,
+normalised per frame; key frames have no flow and get none).
+
+    python dff_rfcn/demo.py --cfg experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml \\
+        --checkpoint model/rfcn_dff_flownet_vid-0000.pth --input demo/ILSVRC2015_val_00007010 --output demo/rfcn_dff
+    python -m dff_rfcn.demo ...   (the same, from the repository root)
+
+Key frames: frame 0 and every --key-interval frames after it (default TEST.KEY_FRAME_INTERVAL = 10), by
+position in the frame order (frame-number order for a folder); a key frame is its own key image.
+Post-processing as the original: per-class NMS 0.3 on all boxes, detections with score > --thresh
+(0.7). Prints the detector time per frame (network + box decoding), key and non-key frames apart, and
+their averages after 2 warm-up frames. Shared logic and the differences from the original:
+lib/utils/demo.py.
+"""
+import os
+import sys
+
+if __package__ in (None, ''):  # run as a script: the repository root on the path, not dff_rfcn/ itself
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
+    sys.path.insert(0, os.path.dirname(_HERE))
+
+from lib.utils.checkpoint import load_model_weights  # noqa: E402
+from lib.utils.demo import DemoInputError, cli, demo_arg_parser, run_demo, setup  # noqa: E402
+from dff_rfcn.model import DFF  # noqa: E402
+from dff_rfcn.test import VideoDetector  # noqa: E402
+
+
+def main(argv=None):
+    args = demo_arg_parser(__doc__, dff=True).parse_args(argv)
+    cfg, device, class_names, source = setup(args)
+    interval = int(cfg.TEST.KEY_FRAME_INTERVAL if args.key_interval is None else args.key_interval)
+    if interval < 1:
+        raise DemoInputError(f"the key frame interval must be at least 1, got {interval}")
+    model = DFF(cfg)
+    load_model_weights(model, args.checkpoint)
+    model.to(device).eval()
+    detector = VideoDetector(model, interval)  # the tester's key-frame schedule and cache
+    video = os.path.abspath(args.input)
+
+    captured = {}
+    if args.show_flow:  # keep FlowNet's (flow, scale) of the current frame; converted after the timing
+        model.flownet.register_forward_hook(lambda module, inputs, output: captured.__setitem__('flow', output[0]))
+
+    def detect(index, data, im_info):
+        captured.clear()
+        keys_before = detector.stats['key']
+        scores, boxes = detector({'video': video, 'frame_seg_id': index}, data, im_info)
+        kind = 'key' if detector.stats['key'] > keys_before else 'non-key'
+        return scores, boxes, kind, captured.get('flow')
+
+    flow_dir = os.path.join(args.output, 'flow') if args.show_flow else None
+    summary = run_demo(args, cfg, device, class_names, source, detect, name='dff demo', flow_dir=flow_dir)
+    summary['key_interval'] = interval
+    return summary
+
+
+if __name__ == '__main__':
+    cli(main)

@@ -1,0 +1,447 @@
+"""Official MXNet checkpoints -> this port's state dicts (spec 8.1, 8.2).
+
+The four files of the official release and what each converts into:
+
+    kind     file (official name)                   target module         key prefix in the full model
+    resnet   pretrained_model/resnet_v1_101-0000    ResNetV1 backbone     feature.backbone.
+    flownet  pretrained_model/flownet-0000          FlowNetS              flownet.
+    rfcn     rfcn_vid-0000                          RFCN (frame baseline) (whole model)
+    dff      rfcn_dff_flownet_vid-0000              DFF                   (whole model)
+
+The kind is told from the names (detect_kind). Names map one-to-one to state-dict keys
+(lib/model/mxnet_names.py): conv `X_weight/X_bias`, BN `X_gamma/X_beta` + aux `X_moving_mean/X_moving_var`
+into the FrozenBatchNorm2d modules, Deconvolution weights (in, out, 4, 4) straight into ConvTranspose2d.
+Every name is accounted for: a name of the module that the file lacks, a name in the file that the module
+lacks, or a shape that differs is an error (MXNetConversionError) that lists all of them at once. Three
+exceptions, all reported in Conversion.ignored / .kept:
+
+- the ImageNet classifier of the pretrained ResNet (`fc1000_weight`, `fc1000_bias`) is ignored by name;
+- a pretrained FlowNet file has no `Convolution5_scale` (it is DFF's own layer): the module keeps its
+  initial values (weight 0, bias 1);
+- trained files: `rfcn_bbox_{weight,bias}_test` (written at every checkpoint by the original, bbox
+  regression de-normalised by TRAIN.BBOX_STDS / BBOX_MEANS) are preferred over `rfcn_bbox_*`, as the
+  original tester does (load_param(process=True)); the plain pair is then ignored as superseded.
+
+rfcn_bbox and de-normalisation. This port's rfcn_bbox predicts normalised deltas and the heads
+de-normalise the output at test time (lib/model/detection.py: bbox_pred * stds + means, per 4-tuple).
+The original folds that into the `_test` weights instead: for output channel c (of 49 * 4 * 2, class-
+major psroi layout, so c // 49 is the delta index j of the 8 = 2 classes x 4):
+    W_test[c] = W[c] * std8[j]          b_test[c] = b[c] * std8[j] + mean8[j]
+with std8 / mean8 = BBOX_STDS / BBOX_MEANS tiled over the regression classes. The converter inverts it
+(W = W_test / std8[j], b = (b_test - mean8[j]) / std8[j], in float64, then float32), so the port's
+output (W x + b) * std + mean equals the MXNet output W_test x + b_test up to float32 rounding
+(tests/test_convert_mxnet.py checks this on MXNet-computed outputs). If a trained file has no `_test`
+pair, the original tester uses `rfcn_bbox_*` exactly as stored, i.e. as already de-normalised; that is
+the default here too (plain_bbox='denormalized'); plain_bbox='normalized' takes them as raw training
+weights (a checkpoint saved without the original's callback).
+
+API:
+    params = lib.utils.mxnet_params.load_params(path)
+    conv = convert_params(params, model)      # model: the target module or a whole RFCN / DFF model
+    conv.module.load_state_dict(conv.state_dict)
+    conv = convert_file(path, cfg)            # builds the target from cfg (meta device) and converts
+    build_target(kind, cfg)                   # the module a kind converts into
+    cached_conversion(path, module)           # convert once, cache <path minus .params>.pth next to it
+"""
+import fnmatch
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .mxnet_names import torch_to_mxnet
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+KINDS = OrderedDict([
+    ('resnet', 'pretrained ResNet-v1 (ImageNet classifier), e.g. model/pretrained_model/resnet_v1_101-0000.params'),
+    ('flownet', 'pretrained FlowNet-S (Flying Chairs), e.g. model/pretrained_model/flownet-0000.params'),
+    ('rfcn', 'trained frame baseline R-FCN, e.g. model/rfcn_vid-0000.params'),
+    ('dff', 'trained DFF (R-FCN + FlowNet), e.g. model/rfcn_dff_flownet_vid-0000.params'),
+])
+# path of the target module inside a whole RFCN / DFF model
+MODULE_PATH = {'resnet': 'feature.backbone', 'flownet': 'flownet', 'rfcn': '', 'dff': ''}
+# the real configs of the official experiments (the default when converting without --cfg)
+DEFAULT_CFGS = {
+    'resnet': 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
+    'flownet': 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml',
+    'rfcn': 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
+    'dff': 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml',
+}
+# names deliberately not converted, with the reason (any kind)
+IGNORED_BY_NAME = {
+    'arg:fc1000_weight': 'ImageNet classifier of the pretrained ResNet, not part of the detector',
+    'arg:fc1000_bias': 'ImageNet classifier of the pretrained ResNet, not part of the detector',
+}
+# names a file of the kind may lack; the module keeps its initial values for them
+OPTIONAL = {'flownet': {'arg:Convolution5_scale_weight': 'initial value kept (weight 0: scale map starts at 1)',
+                        'arg:Convolution5_scale_bias': 'initial value kept (bias 1, frozen)'}}
+BBOX_W, BBOX_B = 'arg:rfcn_bbox_weight', 'arg:rfcn_bbox_bias'
+BBOX_W_TEST, BBOX_B_TEST = 'arg:rfcn_bbox_weight_test', 'arg:rfcn_bbox_bias_test'
+PLAIN_BBOX_MODES = ('denormalized', 'normalized')
+CACHE_FORMAT = 'dff-pytorch-from-mxnet-v1'
+
+
+class MXNetConversionError(ValueError):
+    """The file does not fit the module; the message lists every missing / unexpected / mis-shaped name."""
+
+
+@dataclass
+class Conversion:
+    kind: str
+    module: nn.Module                      # the target module the state dict belongs to
+    module_path: str                       # its path in a whole RFCN / DFF model ('' = the whole model)
+    state_dict: 'OrderedDict[str, torch.Tensor]'
+    source: str = '<params>'
+    used: dict = field(default_factory=dict)      # MXNet name -> torch key
+    ignored: dict = field(default_factory=dict)   # MXNet name -> reason
+    kept: dict = field(default_factory=dict)      # torch key -> reason (not in the file, initial value kept)
+    missing: list = field(default_factory=list)     # only with strict=False
+    unexpected: list = field(default_factory=list)  # only with strict=False
+    notes: list = field(default_factory=list)
+
+    def summary(self):
+        """Human-readable lines: what was converted, ignored, kept."""
+        n_el = sum(int(t.numel()) for t in self.state_dict.values())
+        where = f" (the model's {self.module_path}.*)" if self.module_path else ''
+        lines = [f'{self.source}: {KINDS[self.kind]}',
+                 f'  converted {len(self.used)} arrays ({n_el:,} values) into {type(self.module).__name__}{where}']
+        for n, why in self.ignored.items():
+            lines.append(f'  ignored {n}: {why}')
+        for k, why in self.kept.items():
+            lines.append(f'  not in the file: {k}: {why}')
+        for n in self.missing:
+            lines.append(f'  MISSING in the file (strict=False): {n}')
+        for n in self.unexpected:
+            lines.append(f'  UNEXPECTED in the file (strict=False): {n}')
+        lines += [f'  note: {s}' for s in self.notes]
+        return lines
+
+
+# ---------------------------------------------------------------------------------------------- kinds
+def with_prefixes(params):
+    """Names without 'arg:' / 'aux:' (a bare `arg_params` dict saved as is) get them: aux for BN moving
+    statistics, arg otherwise. Returns (new OrderedDict, number of names changed)."""
+    out, changed = OrderedDict(), 0
+    for n, a in params.items():
+        if not n.startswith(('arg:', 'aux:')):
+            n = ('aux:' if n.endswith(('_moving_mean', '_moving_var')) else 'arg:') + n
+            changed += 1
+        if n in out:
+            raise MXNetConversionError(f'name {n} occurs twice (with and without its arg:/aux: prefix)')
+        out[n] = a
+    return out, changed
+
+
+def detect_kind(names, source='<params>'):
+    """'resnet' | 'flownet' | 'rfcn' | 'dff' from the parameter names (with arg:/aux: prefixes)."""
+    names = set(names)
+    resnet = 'arg:conv1_weight' in names or 'arg:bn_conv1_gamma' in names
+    flow = 'arg:flow_conv1_weight' in names or 'arg:Convolution5_weight' in names
+    heads = any(n in names for n in ('arg:rfcn_cls_weight', 'arg:rpn_cls_score_weight', 'arg:feat_conv_3x3_weight'))
+    if heads and flow:
+        return 'dff'
+    if heads:
+        return 'rfcn'
+    if flow and not resnet:
+        return 'flownet'
+    if resnet and not flow:
+        return 'resnet'
+    sample = sorted(names)[:8]
+    raise MXNetConversionError(
+        f'{source}: cannot tell which official model this is (resnet: conv1_weight; flownet: flow_conv1_weight; '
+        f'rfcn: rfcn_cls_weight / rpn_cls_score_weight without flow_conv1; dff: both). '
+        f'Found {len(names)} names, e.g. {sample}')
+
+
+def select_module(model, kind):
+    """(target module, its path in the whole model) for a file of `kind`. `model` may be the target
+    itself (ResNetV1 for resnet, FlowNetS for flownet) or a whole RFCN / DFF model."""
+    from dff_rfcn.flownet import FlowNetS
+    from .resnet_v1 import ResNetV1
+    name = type(model).__name__
+    if kind == 'resnet':
+        if isinstance(model, ResNetV1):
+            return model, ''
+        if hasattr(model, 'feature') and isinstance(getattr(model.feature, 'backbone', None), ResNetV1):
+            return model.feature.backbone, MODULE_PATH[kind]
+    elif kind == 'flownet':
+        if isinstance(model, FlowNetS):
+            return model, ''
+        if isinstance(getattr(model, 'flownet', None), FlowNetS):
+            return model.flownet, MODULE_PATH[kind]
+    elif kind in ('rfcn', 'dff'):
+        has_flow = isinstance(getattr(model, 'flownet', None), FlowNetS)
+        if hasattr(model, 'feature') and hasattr(model, 'heads') and has_flow == (kind == 'dff'):
+            return model, ''
+        hint = (' (a trained DFF file holds the baseline layers plus the FlowNet: build a DFF model)' if kind == 'dff'
+                else ' (a trained R-FCN file has no FlowNet: build an RFCN model)')
+        raise MXNetConversionError(f'a {kind} file ({KINDS[kind]}) converts into a whole '
+                                   f'{"DFF" if kind == "dff" else "RFCN"} model, not a {name}{hint}')
+    else:
+        raise ValueError(f'unknown kind {kind!r}; one of {list(KINDS)}')
+    raise MXNetConversionError(f'a {kind} file ({KINDS[kind]}) converts into a '
+                               f'{"ResNetV1" if kind == "resnet" else "FlowNetS"} (or a model containing one), '
+                               f'not a {name}')
+
+
+def build_target(kind, cfg, device=None):
+    """The module a file of `kind` converts into, built from cfg (network.RESNET_UNITS / RESNET_WIDTH /
+    DFF_FEAT_DIM / FLOW_WIDTH_MULT / dataset.NUM_CLASSES give reduced networks with official names)."""
+    ctx = torch.device(device) if device is not None else torch.device('cpu')
+    with ctx:
+        if kind == 'resnet':
+            from .detection import build_backbone
+            return build_backbone(cfg)
+        if kind == 'flownet':
+            from dff_rfcn.flownet import FlowNetS
+            return FlowNetS(feat_dim=int(cfg.network.DFF_FEAT_DIM), width_mult=float(cfg.network.FLOW_WIDTH_MULT))
+        if kind == 'rfcn':
+            from rfcn.model import RFCN
+            return RFCN(cfg)
+        if kind == 'dff':
+            from dff_rfcn.model import DFF
+            return DFF(cfg)
+    raise ValueError(f'unknown kind {kind!r}; one of {list(KINDS)}')
+
+
+def default_cfg(kind):
+    from lib.config import load_config
+    return load_config(os.path.join(REPO_ROOT, DEFAULT_CFGS[kind]))
+
+
+# ---------------------------------------------------------------------------------------------- bbox
+def _bbox_factors(module, out_channels):
+    """Per-output-channel (std, mean) of the de-normalisation the heads apply (float64 arrays)."""
+    heads = module.heads
+    cfg = heads.cfg
+    stds = np.asarray(cfg.TRAIN.BBOX_STDS, np.float64).reshape(-1)
+    means = np.asarray(cfg.TRAIN.BBOX_MEANS, np.float64).reshape(-1)
+    per_delta = heads.group * heads.group
+    n_delta = out_channels // per_delta
+    if n_delta * per_delta != out_channels or n_delta % stds.size:
+        raise MXNetConversionError(f'rfcn_bbox has {out_channels} output channels, not a multiple of '
+                                   f'{per_delta} x {stds.size}')
+    reps = n_delta // stds.size
+    return (np.repeat(np.tile(stds, reps), per_delta), np.repeat(np.tile(means, reps), per_delta))
+
+
+def _renormalize(arr, name, std, mean):
+    a = arr.astype(np.float64)
+    if name.endswith('weight') or name.endswith('weight_test'):
+        return a / std.reshape((-1,) + (1,) * (a.ndim - 1))
+    return (a - mean) / std
+
+
+# ---------------------------------------------------------------------------------------------- convert
+def convert_params(params, model, kind=None, source='<params>', plain_bbox='denormalized', ignore=(), strict=True):
+    """Convert an MXNet name -> array dict into a state dict for `model` (or its part that `kind` fills,
+    see select_module). ignore: extra fnmatch patterns of names to ignore (e.g. 'arg:fc*').
+    strict=False reports missing / unexpected names in the result instead of raising; shape mismatches
+    always raise. Returns a Conversion."""
+    if plain_bbox not in PLAIN_BBOX_MODES:
+        raise ValueError(f'plain_bbox must be one of {PLAIN_BBOX_MODES}, got {plain_bbox!r}')
+    params, renamed = with_prefixes(params)
+    kind = kind or detect_kind(params, source)
+    if kind not in KINDS:
+        raise ValueError(f'unknown kind {kind!r}; one of {list(KINDS)}')
+    module, path = select_module(model, kind)
+    own = module.state_dict()
+    t2m = torch_to_mxnet(module)
+    conv = Conversion(kind=kind, module=module, module_path=path, state_dict=OrderedDict(), source=source)
+    if renamed:
+        conv.notes.append(f'{renamed} names had no arg:/aux: prefix; added from their suffix')
+
+    # where each MXNet name of the module is read from (the bbox pair may come from its _test copy)
+    read_from = {n: n for n in t2m.values()}
+    bbox_fix = {}
+    if kind in ('rfcn', 'dff'):
+        has_wt, has_bt = BBOX_W_TEST in params, BBOX_B_TEST in params
+        if has_wt or has_bt:
+            if has_wt and has_bt:
+                read_from[BBOX_W], read_from[BBOX_B] = BBOX_W_TEST, BBOX_B_TEST
+                bbox_fix = {BBOX_W: True, BBOX_B: True}
+                for n in (BBOX_W, BBOX_B):
+                    if n in params:
+                        conv.ignored[n] = f'superseded by {n}_test (de-normalised copy, preferred as in the original)'
+                conv.notes.append('rfcn_bbox from the _test pair, divided back by TRAIN.BBOX_STDS (minus BBOX_MEANS) '
+                                  'since the heads de-normalise their output')
+            # a lone _test array is left over and reported as unexpected below
+        elif plain_bbox == 'denormalized':
+            bbox_fix = {BBOX_W: True, BBOX_B: True}
+            conv.notes.append('no rfcn_bbox_*_test pair: rfcn_bbox taken as de-normalised, as the original tester '
+                              'uses it (divided by TRAIN.BBOX_STDS); pass plain_bbox="normalized" '
+                              '(convert_mxnet.py --bbox normalized) if it holds raw training weights')
+        else:
+            conv.notes.append('no rfcn_bbox_*_test pair: rfcn_bbox taken as normalised training weights (as stored)')
+
+    missing, bad_shape, kept_names = [], [], set()
+    optional = OPTIONAL.get(kind, {})
+    for key, name in t2m.items():
+        src = read_from[name]
+        target = own[key]
+        if src not in params:
+            if name in optional:
+                conv.kept[key] = optional[name]
+                kept_names.add(name)
+            else:
+                missing.append(f'{src} -> {key} {tuple(target.shape)}')
+            continue
+        arr = np.asarray(params[src])
+        if tuple(arr.shape) != tuple(target.shape):
+            bad_shape.append(f'{src}: file {tuple(arr.shape)} vs model {key} {tuple(target.shape)}')
+            continue
+        if not np.issubdtype(arr.dtype, np.floating):
+            bad_shape.append(f'{src}: dtype {arr.dtype} is not a floating-point type')
+            continue
+        if bbox_fix.get(name):
+            std, mean = _bbox_factors(module, arr.shape[0])
+            arr = _renormalize(arr, src, std, mean)
+        conv.state_dict[key] = torch.from_numpy(np.ascontiguousarray(arr)).to(dtype=target.dtype
+                                                                              if target.dtype.is_floating_point
+                                                                              else torch.float32)
+        conv.used[src] = key
+    # the module's keys without an MXNet name (nn.BatchNorm2d's step counter with TRAIN_BN) keep their value
+    # (nn.BatchNorm2d fills a missing counter itself when loading)
+    for key in own:
+        if key not in t2m:
+            conv.kept[key] = 'no MXNet counterpart, left as is'
+
+    patterns = tuple(ignore)
+    unexpected = []
+    for n in params:
+        if n in conv.used or n in conv.ignored:
+            continue
+        if n in IGNORED_BY_NAME:
+            conv.ignored[n] = IGNORED_BY_NAME[n]
+        elif any(fnmatch.fnmatchcase(n, p) for p in patterns):
+            conv.ignored[n] = 'matches an ignore pattern'
+        else:
+            arr = params[n]
+            unexpected.append(f'{n} {tuple(np.shape(arr))}')
+    dtypes = sorted({str(np.asarray(params[n]).dtype) for n in conv.used})
+    if dtypes and dtypes != ['float32']:
+        conv.notes.append(f'file dtypes {dtypes} converted to the model dtype')
+
+    problems = []
+    if bad_shape:
+        problems.append(f'{len(bad_shape)} shape/dtype mismatch(es):\n    ' + '\n    '.join(bad_shape))
+    if strict and missing:
+        problems.append(f'{len(missing)} name(s) of the model missing in the file:\n    ' + '\n    '.join(missing))
+    if strict and unexpected:
+        problems.append(f'{len(unexpected)} unexpected name(s) in the file (not in the model):\n    '
+                        + '\n    '.join(unexpected))
+    if problems:
+        raise MXNetConversionError(
+            f'{source} ({KINDS[kind]}) does not fit {type(module).__name__}'
+            + (f' (the model\'s {path})' if path else '') + ' as built from the config. Check the config '
+            '(network.RESNET_DEPTH/RESNET_UNITS/RESNET_WIDTH, DFF_FEAT_DIM, FLOW_WIDTH_MULT, dataset.NUM_CLASSES, '
+            'CLASS_AGNOSTIC).\n  ' + '\n  '.join(problems))
+    conv.missing, conv.unexpected = missing, unexpected
+    return conv
+
+
+def convert_file(path, cfg=None, kind=None, model=None, plain_bbox='denormalized', ignore=(), strict=True,
+                 device='meta'):
+    """Read `path` and convert it. Without `model` the target is built from `cfg` (default: the real
+    config of the kind) on `device` ('meta': shapes only, no memory; the state dict is real either way)."""
+    from lib.utils.mxnet_params import load_params
+    params = load_params(path)
+    params, _ = with_prefixes(params)
+    kind = kind or detect_kind(params, path)
+    if model is None:
+        model = build_target(kind, cfg if cfg is not None else default_cfg(kind), device=device)
+    return convert_params(params, model, kind=kind, source=str(path), plain_bbox=plain_bbox, ignore=ignore,
+                          strict=strict)
+
+
+# ---------------------------------------------------------------------------------------------- files
+def source_stamp(path):
+    st = os.stat(path)
+    return {'path': os.path.abspath(path), 'size': int(st.st_size), 'mtime_ns': int(st.st_mtime_ns)}
+
+
+def conversion_checkpoint(conv, src_path):
+    """The .pth content written for a conversion: a checkpoint of this project ('model' entry, readable
+    by lib.utils.checkpoint.load_checkpoint and lib.utils.pretrained.load_pretrained) plus provenance."""
+    return {'model': conv.state_dict, 'kind': conv.kind, 'module': conv.module_path,
+            'converted_from': source_stamp(src_path), 'ignored': dict(conv.ignored), 'kept': dict(conv.kept),
+            'notes': list(conv.notes), 'cache_format': CACHE_FORMAT}
+
+
+def write_conversion(conv, src_path, dst_path):
+    """Write the conversion atomically (temporary file + rename)."""
+    from lib.utils.checkpoint import save_checkpoint
+    save_checkpoint(dst_path, conversion_checkpoint(conv, src_path))
+    return dst_path
+
+
+def cache_path_for(params_path):
+    root, ext = os.path.splitext(params_path)
+    return (root if ext == '.params' else params_path) + '.pth'
+
+
+def _cache_fits(ck, params_path, module, kind=None):
+    if not isinstance(ck, dict) or ck.get('cache_format') != CACHE_FORMAT or not isinstance(ck.get('model'), dict):
+        return False
+    stamp = ck.get('converted_from') or {}
+    try:
+        now = source_stamp(params_path)
+    except OSError:
+        return False
+    if (stamp.get('size'), stamp.get('mtime_ns')) != (now['size'], now['mtime_ns']):
+        return False
+    if kind is not None and ck.get('kind') != kind:
+        return False
+    own = module.state_dict()
+    sd = ck['model']
+    if not set(sd) <= set(own) or not set(own) - set(sd) <= set(ck.get('kept') or {}):
+        return False
+    return all(tuple(v.shape) == tuple(own[k].shape) for k, v in sd.items())
+
+
+def cached_conversion(params_path, model, kinds=None, log=print, write_cache=True, **kw):
+    """State dict for `model` (or its part the file's kind fills) from an official .params file, through
+    a cache `<params_path minus .params>.pth` next to it: used when it was made from this very file (same
+    size and mtime) and fits the module; otherwise the file is converted and the cache (re)written if the
+    folder is writable. kinds: the kinds accepted here (error otherwise). Returns (state_dict, module,
+    info) with info = {'kind', 'module_path', 'cache', 'from_cache', 'conversion' (None from cache)}."""
+    from lib.utils.mxnet_params import load_params
+    params, _ = with_prefixes(load_params(params_path))
+    kind = detect_kind(params, params_path)
+    if kinds is not None and kind not in kinds:
+        raise MXNetConversionError(f'{params_path} is a {kind} file ({KINDS[kind]}); expected '
+                                   + ' or '.join(f'{k} ({KINDS[k]})' for k in kinds))
+    module, path = select_module(model, kind)
+    cache = cache_path_for(params_path)
+    info = {'kind': kind, 'module_path': path, 'cache': cache, 'from_cache': False, 'conversion': None}
+    if os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(params_path):
+        try:
+            ck = torch.load(cache, map_location='cpu', weights_only=False)
+        except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
+            ck = None
+        if ck is not None and _cache_fits(ck, params_path, module, kind):
+            info['from_cache'] = True
+            log(f'{params_path}: using the converted copy {cache}')
+            return ck['model'], module, info
+    conv = convert_params(params, model, kind=kind, source=str(params_path), **kw)
+    info['conversion'] = conv
+    for line in conv.summary():
+        log(line)
+    if write_cache:
+        try:
+            write_conversion(conv, params_path, cache)
+            info['cache'] = cache
+            log(f'  cached as {cache}')
+        except OSError as e:
+            info['cache'] = None
+            log(f'  (not cached: {cache} is not writable: {e})')
+    return conv.state_dict, module, info
+
+
+__all__ = ['KINDS', 'MODULE_PATH', 'DEFAULT_CFGS', 'IGNORED_BY_NAME', 'Conversion', 'MXNetConversionError',
+           'detect_kind', 'select_module', 'build_target', 'default_cfg', 'convert_params', 'convert_file',
+           'write_conversion', 'cache_path_for', 'cached_conversion', 'with_prefixes']

@@ -1,0 +1,464 @@
+"""What the two demos (rfcn/demo.py: a detector on every frame; dff_rfcn/demo.py: Deep Feature Flow)
+share: the frame source, preprocessing of in-memory frames, the original demo's post-processing,
+drawing, writing the annotated frames (and an optional mp4), the flow colouring, the timing and the
+per-frame loop itself (spec 9).
+
+Differences from the original demos, on purpose:
+
+* Frames of a folder are taken in the order of the numbers in their file names (2.jpg before 10.jpg).
+  The original took an unsorted glob, i.e. whatever order the filesystem returned, so the key frame
+  and the frames propagated from it were not necessarily neighbours in time.
+* Boxes are drawn on the BGR frame and written with cv2.imwrite, so the output has the input's colours.
+  The original drew on an RGB-converted copy and wrote that with cv2.imwrite, which swapped red and blue
+  in every output file.
+* Class colours are fixed per class (the original drew random colours on every run).
+* A video file can be the input as well as a folder of frames.
+
+Post-processing is the original demo's: per-class NMS (TEST.NMS = 0.3) on all boxes, then keep the
+detections whose score is above --thresh (default 0.7). Thresholding before NMS, as
+lib.core.tester.postprocess does, keeps exactly the same boxes: a box above the threshold can only be
+suppressed by a higher-scoring one, which is above the threshold too. There is no per-image cap.
+
+Timing (spec 6.3): only the detector call (network forward + box decoding, with a CUDA synchronisation
+on a GPU) is timed; image reading, preprocessing, NMS, drawing and writing are not. Averages leave out
+the first two frames (warm-up).
+"""
+import argparse
+import collections
+import os
+import re
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from lib.utils.image import read_image, resize, to_tensor
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
+DEFAULT_FPS = 25.0
+WARMUP_FRAMES = 2
+
+
+class DemoInputError(ValueError):
+    """A problem with what the user asked for (input path, options): reported without a traceback."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# frames
+
+Frame = collections.namedtuple('Frame', ['index', 'stem', 'image'])  # image: BGR uint8 (H, W, 3)
+
+
+def natural_key(name):
+    """Sort key that compares the digit runs of a file name as numbers: '2.jpg' < '10.jpg',
+    'frame_9' < 'frame_10'; letters compare case-insensitively. Even positions of the key are always
+    strings and odd positions integers, so any two keys compare."""
+    parts = re.split(r'(\d+)', name)
+    return [int(p) if i % 2 else p.lower() for i, p in enumerate(parts)] + [name]
+
+
+def list_frame_files(folder):
+    """The image files of `folder` (not recursive) in frame-number order."""
+    names = [n for n in os.listdir(folder)
+             if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, n))]
+    if not names:
+        raise DemoInputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in the folder {folder}")
+    names.sort(key=natural_key)
+    stems = [os.path.splitext(n)[0] for n in names]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise DemoInputError(f"{folder}: several images share a name and would be written to the same output "
+                             f"file: {', '.join(dup[:5])}")
+    return [os.path.join(folder, n) for n in names]
+
+
+class FrameSource:
+    """Frames of a folder of images (in frame-number order) or of a video file (cv2.VideoCapture), as
+    Frame(index, stem, image). Output names: the image's file name without extension, or the frame
+    index zero-padded to 6 digits for a video. Errors name the path: missing, an empty folder, a
+    video that cannot be opened or has no frame."""
+
+    def __init__(self, path, max_frames=None):
+        if max_frames is not None and int(max_frames) < 1:
+            raise DemoInputError(f"--max-frames must be at least 1, got {max_frames}")
+        self.path = os.fspath(path)
+        self.max_frames = None if max_frames is None else int(max_frames)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"input not found: {self.path} (expected a folder of frames or a video file)")
+        self.is_video = not os.path.isdir(self.path)
+        self.fps = DEFAULT_FPS
+        if self.is_video:
+            cap = self._open()
+            try:
+                ok, first = cap.read()
+                if not ok or first is None:
+                    raise DemoInputError(f"no frame could be read from the video {self.path}")
+                fps = cap.get(cv2.CAP_PROP_FPS)
+                if fps and np.isfinite(fps) and fps > 0:
+                    self.fps = float(fps)
+                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            finally:
+                cap.release()
+            self.frame_size = (first.shape[1], first.shape[0])
+            self.digits = max(6, len(str(max(count, 1) - 1)))
+            self.files = None
+        else:
+            self.files = list_frame_files(self.path)
+            if self.max_frames is not None:
+                self.files = self.files[:self.max_frames]
+
+    def _open(self):
+        cap = cv2.VideoCapture(self.path)
+        if not cap.isOpened():
+            cap.release()
+            raise DemoInputError(f"cannot open the video file {self.path} (not a video, or a format OpenCV cannot "
+                                 f"read)")
+        return cap
+
+    def __len__(self):
+        """Number of frames for a folder; for a video, the container's frame count (may be approximate),
+        capped by max_frames."""
+        if not self.is_video:
+            return len(self.files)
+        cap = self._open()
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        cap.release()
+        return n if self.max_frames is None else min(n, self.max_frames)
+
+    def __iter__(self):
+        if not self.is_video:
+            for i, f in enumerate(self.files):
+                yield Frame(i, os.path.splitext(os.path.basename(f))[0], read_image(f))
+            return
+        cap = self._open()
+        try:
+            i = 0
+            while self.max_frames is None or i < self.max_frames:
+                ok, im = cap.read()
+                if not ok or im is None:
+                    break
+                yield Frame(i, f'{i:0{self.digits}d}', im)
+                i += 1
+        finally:
+            cap.release()
+
+
+def prepare_frame(im, cfg):
+    """A BGR uint8 frame -> (tensor (3, H, W), im_info [H, W, scale]); the same resize and normalisation
+    as lib.utils.image.prepare_image (spec 4.3), for frames already in memory."""
+    target, max_size = cfg.SCALES[0]
+    im, scale = resize(im, target, max_size, cfg.network.IMAGE_STRIDE)
+    return to_tensor(im, cfg.network.PIXEL_MEANS), np.array([im.shape[0], im.shape[1], scale], dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
+# classes, post-processing, drawing
+
+def class_names_from_cfg(cfg):
+    """Class names (background first) of cfg.dataset.dataset, from the imdb class's registered class list;
+    the dataset itself is neither loaded nor generated."""
+    from lib.dataset.loader import get_imdb_class
+    from lib.dataset.vid_classes import get_class_list
+    names = get_class_list(get_imdb_class(cfg.dataset.dataset).class_list)[0]
+    if len(names) != int(cfg.dataset.NUM_CLASSES):
+        raise DemoInputError(f"dataset.NUM_CLASSES = {cfg.dataset.NUM_CLASSES} but {cfg.dataset.dataset} has "
+                             f"{len(names)} classes (background included)")
+    return list(names)
+
+
+def demo_postprocess(scores, boxes, cfg, thresh):
+    """The original demo's post-processing (see the module docstring). Rows [class, score, x1, y1, x2, y2]."""
+    from lib.core.tester import postprocess
+    return postprocess(scores, boxes, float(thresh), float(cfg.TEST.NMS), 0, bool(cfg.CLASS_AGNOSTIC))
+
+
+def class_color(j):
+    """A fixed, well-spread BGR colour for class j (golden-ratio hue steps)."""
+    hue = int(round(((j * 0.618033988749895) % 1.0) * 179))
+    hsv = np.array([[[hue, 220, 235]]], dtype=np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def draw_detections(im, dets, class_names):
+    """Draw rows [class, score, x1, y1, x2, y2] on a copy of a BGR image: a box per detection and a
+    'name score' label (the original's '%s %.3f' text). Returns the BGR copy."""
+    out = np.ascontiguousarray(im).copy()
+    h, w = out.shape[:2]
+    thick = max(1, int(round((h + w) / 600.0)))
+    font_scale = max(0.35, (h + w) / 2400.0)
+    for row in dets:
+        j, score = int(row[0]), float(row[1])
+        x1, y1, x2, y2 = (int(round(float(v))) for v in row[2:6])
+        color = class_color(j)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, thick)
+        name = class_names[j] if 0 <= j < len(class_names) else f'class {j}'
+        text = f'{name} {score:.3f}'
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        tx = min(max(x1, 0), max(w - tw, 0))
+        ty = y1 - 2 if y1 - th - base - 2 >= 0 else min(y1 + th + 2, h - base)  # above the box, else inside
+        cv2.rectangle(out, (tx, ty - th - 1), (tx + tw, ty + base - 1), color, cv2.FILLED)
+        luma = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
+        cv2.putText(out, text, (tx, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    (0, 0, 0) if luma > 128 else (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# output
+
+def write_image(path, im):
+    if not cv2.imwrite(path, im):
+        raise OSError(f"could not write the image {path}")
+
+
+class DetectionWriter:
+    """Annotated frames as <out>/<stem>.jpg, in the order they come, and optionally an mp4 ('mp4v').
+    The mp4 has the first frame's size; a later frame of another size (folders only) is resized to it."""
+
+    def __init__(self, out_dir, mp4=None, fps=DEFAULT_FPS):
+        self.out_dir = os.fspath(out_dir)
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.mp4, self.fps = mp4, float(fps)
+        self.video, self.size = None, None
+        self.paths = []
+
+    def write(self, stem, im):
+        path = os.path.join(self.out_dir, f'{stem}.jpg')
+        write_image(path, im)
+        self.paths.append(path)
+        if self.mp4:
+            if self.video is None:
+                folder = os.path.dirname(os.path.abspath(self.mp4))
+                os.makedirs(folder, exist_ok=True)
+                self.size = (im.shape[1], im.shape[0])
+                self.video = cv2.VideoWriter(self.mp4, cv2.VideoWriter_fourcc(*'mp4v'), self.fps, self.size)
+                if not self.video.isOpened():
+                    self.video = None
+                    raise OSError(f"could not open {self.mp4} for writing (OpenCV without an mp4v encoder?)")
+            if (im.shape[1], im.shape[0]) != self.size:
+                im = cv2.resize(im, self.size, interpolation=cv2.INTER_AREA)
+            self.video.write(im)
+        return path
+
+    def close(self):
+        if self.video is not None:
+            self.video.release()
+            self.video = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# flow colouring (Middlebury colour code)
+
+# Middlebury colour wheel: hue segments red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta,
+# magenta-red with these numbers of steps (Baker et al., "A Database and Evaluation Methodology for
+# Optical Flow", the flow-code colour key).
+_WHEEL_SEGMENTS = (('RY', 15), ('YG', 6), ('GC', 4), ('CB', 11), ('BM', 13), ('MR', 6))
+
+
+def color_wheel():
+    """(55, 3) float RGB colours in [0, 255] around the wheel; entry 0 is pure red."""
+    rows = []
+    for name, n in _WHEEL_SEGMENTS:
+        ramp = np.floor(255.0 * np.arange(n) / n)
+        up, down, full, zero = ramp, 255.0 - ramp, np.full(n, 255.0), np.zeros(n)
+        rows.append({'RY': (full, up, zero), 'YG': (down, full, zero), 'GC': (zero, full, up),
+                     'CB': (zero, down, full), 'BM': (up, zero, full), 'MR': (full, zero, down)}[name])
+    return np.concatenate([np.stack(r, 1) for r in rows], 0)
+
+
+def flow_to_color(flow, max_mag=None):
+    """(H, W, 2) flow (u = x, v = y, any unit) -> (H, W, 3) uint8 BGR in the Middlebury colour code.
+
+    Direction is the hue: +x (rightwards) is the wheel's entry 0, red; +y (downwards) is towards
+    yellow/orange, -x cyan-blue, -y blue-magenta. Magnitude / max_mag is the saturation: zero flow is
+    white, magnitude max_mag full colour, larger magnitudes full colour darkened to 75% (as the
+    reference code). max_mag defaults to the largest finite magnitude of this field. Non-finite vectors
+    (unknown flow) are black.
+
+    Unlike the reference code, which maps the angle onto (ncols - 1) steps so that +x with v = +0 and
+    with v = -0 get different colours, the angle is mapped onto the closed wheel of ncols steps.
+    """
+    flow = np.asarray(flow, dtype=np.float64)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"flow must have shape (H, W, 2), got {flow.shape}")
+    u, v = flow[..., 0], flow[..., 1]
+    known = np.isfinite(u) & np.isfinite(v)
+    u, v = np.where(known, u, 0.0), np.where(known, v, 0.0)
+    mag = np.sqrt(u * u + v * v)
+    if max_mag is None:
+        max_mag = float(mag.max()) if mag.size else 0.0
+    rad = mag / max(float(max_mag), 1e-12)
+    wheel = color_wheel() / 255.0
+    n = len(wheel)
+    # angle of the motion, 0 for +x, increasing towards +y (image y points down), in [0, 1) turns
+    turns = (np.arctan2(v, u) / (2 * np.pi)) % 1.0
+    pos = turns * n
+    k0 = np.floor(pos).astype(np.int64) % n
+    k1 = (k0 + 1) % n
+    f = (pos - np.floor(pos))[..., None]
+    col = (1 - f) * wheel[k0] + f * wheel[k1]
+    r = rad[..., None]
+    col = np.where(r <= 1, 1 - r * (1 - col), col * 0.75)
+    rgb = np.floor(255.0 * np.clip(col, 0, 1)).astype(np.uint8)
+    rgb[~known] = 0
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def flow_to_image_pixels(flow, im_info, stride, image_size):
+    """FlowNet's output (2, h, w) or (1, 2, h, w), in feature cells of the resized image (stride 16),
+    -> (H0, W0, 2) float32 flow in pixels of the original frame (image_size = (W0, H0))."""
+    if isinstance(flow, torch.Tensor):
+        flow = flow.detach().float().cpu().numpy()
+    flow = np.asarray(flow, dtype=np.float32)
+    if flow.ndim == 4:
+        flow = flow[0]
+    hr, wr, scale = int(im_info[0]), int(im_info[1]), float(im_info[2])
+    f = flow.transpose(1, 2, 0) * (float(stride) / scale)
+    h, w = f.shape[:2]
+    # each feature cell covers stride x stride pixels of the resized image; the grid may overhang it
+    f = cv2.resize(f, (w * stride, h * stride), interpolation=cv2.INTER_LINEAR)[:hr, :wr]
+    return cv2.resize(f, tuple(int(s) for s in image_size), interpolation=cv2.INTER_LINEAR)
+
+
+# ---------------------------------------------------------------------------------------------------
+# timing
+
+class DemoTimer:
+    """Seconds per frame by kind ('frame', or 'key' / 'non-key'); averages leave out the first
+    `warmup` frames of the run, whatever their kind."""
+
+    def __init__(self, warmup=WARMUP_FRAMES):
+        self.warmup = int(warmup)
+        self.seen = 0
+        self.times = collections.OrderedDict()
+
+    def add(self, kind, seconds):
+        self.times.setdefault(kind, [])
+        if self.seen >= self.warmup:
+            self.times[kind].append(float(seconds))
+        self.seen += 1
+
+    def average(self, kind=None):
+        """Average over the timed frames of `kind` (all kinds when None); None before any."""
+        t = [s for k, v in self.times.items() if kind is None or k == kind for s in v]
+        return sum(t) / len(t) if t else None
+
+    def count(self, kind=None):
+        return sum(len(v) for k, v in self.times.items() if kind is None or k == kind)
+
+    def summary(self):
+        def fmt(a):
+            return '-' if a is None else f'{a:.4f} s'
+        parts = [f'{k} {fmt(self.average(k))} ({self.count(k)} frames)' for k in self.times]
+        if len(self.times) > 1:
+            parts.append(f'all {fmt(self.average())} ({self.count()} frames)')
+        return (f'average time per frame after {self.warmup} warm-up frames (network + box decoding): '
+                + ', '.join(parts))
+
+
+def sync(device):
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def timed_call(fn, device, *args):
+    """(fn(*args), seconds), synchronising the GPU before and after."""
+    sync(device)
+    t0 = time.perf_counter()
+    out = fn(*args)
+    sync(device)
+    return out, time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line and the loop
+
+def demo_arg_parser(description, dff=False):
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--cfg', required=True, help='experiment yaml')
+    p.add_argument('--checkpoint', required=True, help='model weights (a checkpoint of this project)')
+    p.add_argument('--input', required=True, help='a folder of frames (taken in frame-number order) or a video file')
+    p.add_argument('--output', required=True, help='folder for the annotated frames <stem>.jpg')
+    p.add_argument('--mp4', default=None, help='also write the annotated frames as this mp4 video')
+    p.add_argument('--thresh', type=float, default=0.7, help='score threshold of the drawn detections (0.7)')
+    p.add_argument('--device', choices=('cpu', 'cuda'), default=None, help='default: the config\'s device')
+    p.add_argument('--max-frames', type=int, default=None, help='stop after this many frames')
+    if dff:
+        p.add_argument('--key-interval', type=int, default=None,
+                       help='key frame every N frames, from frame 0 (default TEST.KEY_FRAME_INTERVAL)')
+        p.add_argument('--show-flow', action='store_true',
+                       help='also write the flow of every non-key frame as <output>/flow/<stem>.png')
+    p.add_argument('--quiet', action='store_true', help='no per-frame line')
+    p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides')
+    return p
+
+
+def setup(args):
+    """Config (yaml + --set + --device), the torch device, the class names and the frame source (opened
+    first, so that a bad input is reported before a model is built)."""
+    from lib.config import load_config, update_from_list
+    from lib.core.trainer import resolve_device
+    cfg = update_from_list(load_config(args.cfg), args.set)
+    if args.device is not None:
+        cfg.device = args.device
+    source = FrameSource(args.input, args.max_frames)
+    device = torch.device(resolve_device(cfg))
+    return cfg, device, class_names_from_cfg(cfg), source
+
+
+def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_dir=None):
+    """The per-frame loop over the FrameSource `source`. `detect(frame_index, data, im_info)` (timed) returns
+    (scores (R, C), boxes (R, 4k), kind, flow or None): boxes in original-frame pixels, flow as
+    FlowNet's output (written as a colour image to flow_dir/<stem>.png when flow_dir is given).
+    Returns a summary dict: frames (stems in order), kinds, paths, flow_paths, times, timer."""
+    writer = DetectionWriter(args.output, args.mp4, source.fps)
+    if flow_dir:
+        os.makedirs(flow_dir, exist_ok=True)
+    timer = DemoTimer()
+    summary = {'frames': [], 'kinds': [], 'paths': [], 'flow_paths': [], 'detections': [], 'times': []}
+    stride = int(cfg.network.RCNN_FEAT_STRIDE)
+    try:
+        for frame in source:
+            data, im_info = prepare_frame(frame.image, cfg)
+            data = data.unsqueeze(0).to(device)
+            im_info_t = torch.from_numpy(im_info[None]).to(device)
+            (scores, boxes, kind, flow), seconds = timed_call(detect, device, frame.index, data, im_info_t)
+            timer.add(kind, seconds)
+            dets = demo_postprocess(scores, boxes, cfg, args.thresh)
+            summary['paths'].append(writer.write(frame.stem, draw_detections(frame.image, dets, class_names)))
+            if flow_dir and flow is not None:
+                size = (frame.image.shape[1], frame.image.shape[0])
+                path = os.path.join(flow_dir, f'{frame.stem}.png')
+                write_image(path, flow_to_color(flow_to_image_pixels(flow, im_info, stride, size)))
+                summary['flow_paths'].append(path)
+            summary['frames'].append(frame.stem)
+            summary['kinds'].append(kind)
+            summary['detections'].append(dets)
+            summary['times'].append(seconds)
+            if not getattr(args, 'quiet', False):
+                avg = timer.average(kind)
+                print(f'[{name}] frame {frame.index} {frame.stem} {kind}: {seconds:.4f} s '
+                      f'(average {kind} {"-" if avg is None else f"{avg:.4f} s"}), {len(dets)} detections',
+                      flush=True)
+    finally:
+        writer.close()
+    if not summary['frames']:
+        raise DemoInputError(f"no frame was processed from {args.input}")
+    print(f'[{name}] {len(summary["frames"])} frames -> {args.output}' + (f', {args.mp4}' if args.mp4 else '')
+          + (f', flow images in {flow_dir}' if flow_dir else ''))
+    print(f'[{name}] {timer.summary()}', flush=True)
+    summary['timer'] = timer
+    return summary
+
+
+def cli(main, argv=None):
+    """Run main(argv); input and config errors end with one 'error:' line and exit status 2."""
+    from lib.config import ConfigError
+    try:
+        main(argv)
+    except (FileNotFoundError, DemoInputError, ConfigError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
+

@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Frame-baseline demo (the original rfcn/demo.py, spec 9): R-FCN on every frame of a folder of frames
+or a video, boxes with 'class score' drawn on the frames, written as <output>/<stem>.jpg (and an mp4).
+
+    python rfcn/demo.py --cfg experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml \\
+        --checkpoint model/rfcn_vid-0000.pth --input demo/ILSVRC2015_val_00007010 --output demo/rfcn
+    python -m rfcn.demo ...   (the same, from the repository root)
+
+Post-processing as the original: per-class NMS 0.3 on all boxes, detections with score > --thresh
+(0.7). Prints the detector time per frame (network + box decoding) and the average after 2 warm-up
+frames. Shared logic and the differences from the original: lib/utils/demo.py.
+"""
+import os
+import sys
+
+if __package__ in (None, ''):  # run as a script: the repository root on the path, not rfcn/ itself
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
+    sys.path.insert(0, os.path.dirname(_HERE))
+
+import torch  # noqa: E402
+
+from lib.model.detection import im_detect_boxes  # noqa: E402
+from lib.utils.checkpoint import load_model_weights  # noqa: E402
+from lib.utils.demo import cli, demo_arg_parser, run_demo, setup  # noqa: E402
+from rfcn.model import RFCN  # noqa: E402
+
+
+def main(argv=None):
+    args = demo_arg_parser(__doc__).parse_args(argv)
+    cfg, device, class_names, source = setup(args)
+    model = RFCN(cfg)
+    load_model_weights(model, args.checkpoint)
+    model.to(device).eval()
+
+    @torch.no_grad()
+    def detect(index, data, im_info):
+        scores, boxes = im_detect_boxes(model.detect(data, im_info), im_info)
+        return scores[0], boxes[0], 'frame', None
+
+    return run_demo(args, cfg, device, class_names, source, detect, name='rfcn demo')
+
+
+if __name__ == '__main__':
+    cli(main)
