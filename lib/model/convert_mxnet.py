@@ -83,6 +83,7 @@ BBOX_W, BBOX_B = 'arg:rfcn_bbox_weight', 'arg:rfcn_bbox_bias'
 BBOX_W_TEST, BBOX_B_TEST = 'arg:rfcn_bbox_weight_test', 'arg:rfcn_bbox_bias_test'
 PLAIN_BBOX_MODES = ('denormalized', 'normalized')
 CACHE_FORMAT = 'dff-pytorch-from-mxnet-v1'
+NO_COUNTERPART = 'no MXNet counterpart (nn.BatchNorm2d step counter), left as is'
 
 
 class MXNetConversionError(ValueError):
@@ -106,13 +107,17 @@ class Conversion:
     def summary(self):
         """Human-readable lines: what was converted, ignored, kept."""
         n_el = sum(int(t.numel()) for t in self.state_dict.values())
-        where = f" (the model's {self.module_path}.*)" if self.module_path else ''
+        where = f' (model.{MODULE_PATH[self.kind]} of an RFCN / DFF model)' if MODULE_PATH[self.kind] else ''
         lines = [f'{self.source}: {KINDS[self.kind]}',
                  f'  converted {len(self.used)} arrays ({n_el:,} values) into {type(self.module).__name__}{where}']
         for n, why in self.ignored.items():
             lines.append(f'  ignored {n}: {why}')
+        counters = [k for k, why in self.kept.items() if why == NO_COUNTERPART]
         for k, why in self.kept.items():
-            lines.append(f'  not in the file: {k}: {why}')
+            if why != NO_COUNTERPART:
+                lines.append(f'  not in the file: {k}: {why}')
+        if counters:
+            lines.append(f'  {len(counters)} keys without an MXNet counterpart left as they are (e.g. {counters[0]})')
         for n in self.missing:
             lines.append(f'  MISSING in the file (strict=False): {n}')
         for n in self.unexpected:
@@ -278,7 +283,7 @@ def convert_params(params, model, kind=None, source='<params>', plain_bbox='deno
         else:
             conv.notes.append('no rfcn_bbox_*_test pair: rfcn_bbox taken as normalised training weights (as stored)')
 
-    missing, bad_shape, kept_names = [], [], set()
+    missing, bad_shape, mismatched = [], [], set()
     optional = OPTIONAL.get(kind, {})
     for key, name in t2m.items():
         src = read_from[name]
@@ -286,16 +291,17 @@ def convert_params(params, model, kind=None, source='<params>', plain_bbox='deno
         if src not in params:
             if name in optional:
                 conv.kept[key] = optional[name]
-                kept_names.add(name)
             else:
                 missing.append(f'{src} -> {key} {tuple(target.shape)}')
             continue
         arr = np.asarray(params[src])
         if tuple(arr.shape) != tuple(target.shape):
             bad_shape.append(f'{src}: file {tuple(arr.shape)} vs model {key} {tuple(target.shape)}')
+            mismatched.add(src)
             continue
         if not np.issubdtype(arr.dtype, np.floating):
             bad_shape.append(f'{src}: dtype {arr.dtype} is not a floating-point type')
+            mismatched.add(src)
             continue
         if bbox_fix.get(name):
             std, mean = _bbox_factors(module, arr.shape[0])
@@ -308,12 +314,12 @@ def convert_params(params, model, kind=None, source='<params>', plain_bbox='deno
     # (nn.BatchNorm2d fills a missing counter itself when loading)
     for key in own:
         if key not in t2m:
-            conv.kept[key] = 'no MXNet counterpart, left as is'
+            conv.kept[key] = NO_COUNTERPART
 
     patterns = tuple(ignore)
     unexpected = []
     for n in params:
-        if n in conv.used or n in conv.ignored:
+        if n in conv.used or n in conv.ignored or n in mismatched:
             continue
         if n in IGNORED_BY_NAME:
             conv.ignored[n] = IGNORED_BY_NAME[n]
@@ -367,15 +373,24 @@ def source_stamp(path):
 def conversion_checkpoint(conv, src_path):
     """The .pth content written for a conversion: a checkpoint of this project ('model' entry, readable
     by lib.utils.checkpoint.load_checkpoint and lib.utils.pretrained.load_pretrained) plus provenance."""
-    return {'model': conv.state_dict, 'kind': conv.kind, 'module': conv.module_path,
+    return {'model': conv.state_dict, 'kind': conv.kind, 'module': MODULE_PATH[conv.kind],
             'converted_from': source_stamp(src_path), 'ignored': dict(conv.ignored), 'kept': dict(conv.kept),
             'notes': list(conv.notes), 'cache_format': CACHE_FORMAT}
 
 
 def write_conversion(conv, src_path, dst_path):
-    """Write the conversion atomically (temporary file + rename)."""
-    from lib.utils.checkpoint import save_checkpoint
-    save_checkpoint(dst_path, conversion_checkpoint(conv, src_path))
+    """Write the conversion atomically (temporary file in the same folder + rename; no partial file is
+    left behind on failure). The content is a checkpoint of this project (lib/utils/checkpoint.py)."""
+    from lib.utils.checkpoint import FORMAT
+    folder = os.path.dirname(os.path.abspath(dst_path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f'.{os.path.basename(dst_path)}.tmp{os.getpid()}')
+    try:
+        torch.save(dict(conversion_checkpoint(conv, src_path), format=FORMAT), tmp)
+        os.replace(tmp, dst_path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return dst_path
 
 
@@ -403,45 +418,75 @@ def _cache_fits(ck, params_path, module, kind=None):
     return all(tuple(v.shape) == tuple(own[k].shape) for k, v in sd.items())
 
 
-def cached_conversion(params_path, model, kinds=None, log=print, write_cache=True, **kw):
+def is_conversion(ck):
+    """Whether a loaded .pth is a conversion written by this module (write_conversion)."""
+    return isinstance(ck, dict) and ck.get('cache_format') == CACHE_FORMAT and isinstance(ck.get('model'), dict)
+
+
+def _load_cache(cache, params_path, model, kinds, loaded=None):
+    """(hit, foreign): hit = (state_dict, module, kind, module_path) from a valid cache, else None;
+    foreign = the file exists but is not a conversion of this module (never overwritten)."""
+    if not os.path.isfile(cache):
+        return None, False
+    ck = loaded
+    if ck is None:
+        try:
+            ck = torch.load(cache, map_location='cpu', weights_only=False)
+        except Exception:  # noqa: BLE001 - not ours (or broken): left alone
+            return None, True
+    if not is_conversion(ck):
+        return None, True
+    kind = ck.get('kind')
+    if (os.path.getmtime(cache) < os.path.getmtime(params_path) or kind not in KINDS
+            or (kinds is not None and kind not in kinds)):
+        return None, False
+    try:
+        module, path = select_module(model, kind)
+    except MXNetConversionError:
+        return None, False
+    if not _cache_fits(ck, params_path, module, kind):
+        return None, False
+    return (ck['model'], module, kind, path), False
+
+
+def cached_conversion(params_path, model, kinds=None, log=print, write_cache=True, loaded_cache=None, **kw):
     """State dict for `model` (or its part the file's kind fills) from an official .params file, through
     a cache `<params_path minus .params>.pth` next to it: used when it was made from this very file (same
-    size and mtime) and fits the module; otherwise the file is converted and the cache (re)written if the
-    folder is writable. kinds: the kinds accepted here (error otherwise). Returns (state_dict, module,
-    info) with info = {'kind', 'module_path', 'cache', 'from_cache', 'conversion' (None from cache)}."""
+    size and mtime), is of an accepted kind and fits the module; otherwise the file is converted and the
+    cache (re)written if the folder is writable. A .pth at that path that is not such a conversion (a
+    checkpoint of the user's) is never overwritten. kinds: the kinds accepted here (error otherwise).
+    loaded_cache: the cache file's content if the caller has already loaded it. kw: convert_params
+    options. Returns (state_dict, module, info) with info = {'kind', 'module_path', 'cache' (None if
+    not written), 'from_cache', 'conversion' (None when read from the cache)}."""
     from lib.utils.mxnet_params import load_params
+    cache = cache_path_for(params_path)
+    hit, foreign = _load_cache(cache, params_path, model, kinds, loaded_cache)
+    if hit is not None:
+        state, module, kind, path = hit
+        log(f'{params_path}: using its converted copy {cache}')
+        return state, module, {'kind': kind, 'module_path': path, 'cache': cache, 'from_cache': True,
+                               'conversion': None}
     params, _ = with_prefixes(load_params(params_path))
     kind = detect_kind(params, params_path)
     if kinds is not None and kind not in kinds:
         raise MXNetConversionError(f'{params_path} is a {kind} file ({KINDS[kind]}); expected '
                                    + ' or '.join(f'{k} ({KINDS[k]})' for k in kinds))
-    module, path = select_module(model, kind)
-    cache = cache_path_for(params_path)
-    info = {'kind': kind, 'module_path': path, 'cache': cache, 'from_cache': False, 'conversion': None}
-    if os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(params_path):
-        try:
-            ck = torch.load(cache, map_location='cpu', weights_only=False)
-        except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
-            ck = None
-        if ck is not None and _cache_fits(ck, params_path, module, kind):
-            info['from_cache'] = True
-            log(f'{params_path}: using the converted copy {cache}')
-            return ck['model'], module, info
     conv = convert_params(params, model, kind=kind, source=str(params_path), **kw)
-    info['conversion'] = conv
+    info = {'kind': kind, 'module_path': conv.module_path, 'cache': None, 'from_cache': False, 'conversion': conv}
     for line in conv.summary():
         log(line)
-    if write_cache:
+    if write_cache and foreign:
+        log(f'  (not cached: {cache} exists and is not a conversion of this file; left as it is)')
+    elif write_cache:
         try:
             write_conversion(conv, params_path, cache)
             info['cache'] = cache
             log(f'  cached as {cache}')
         except OSError as e:
-            info['cache'] = None
-            log(f'  (not cached: {cache} is not writable: {e})')
-    return conv.state_dict, module, info
+            log(f'  (not cached: could not write {cache}: {e})')
+    return conv.state_dict, conv.module, info
 
 
 __all__ = ['KINDS', 'MODULE_PATH', 'DEFAULT_CFGS', 'IGNORED_BY_NAME', 'Conversion', 'MXNetConversionError',
            'detect_kind', 'select_module', 'build_target', 'default_cfg', 'convert_params', 'convert_file',
-           'write_conversion', 'cache_path_for', 'cached_conversion', 'with_prefixes']
+           'write_conversion', 'cache_path_for', 'cached_conversion', 'is_conversion', 'with_prefixes']
