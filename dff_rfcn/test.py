@@ -51,7 +51,12 @@ class VideoDetector:
         return scores[0], boxes[0]
 
 
-def test_dff(cfg, checkpoint, output_dir, thresh=None, model=None, zero_flow=False):
+def test_dff(cfg, checkpoint, output_dir, thresh=None, model=None, zero_flow=None):
+    """zero_flow (default cfg.TEST.ZERO_FLOW): the ablation that copies the key features instead of
+    warping them; its results go to <output_dir>_zero_flow."""
+    zero_flow = bool(cfg.TEST.ZERO_FLOW) if zero_flow is None else bool(zero_flow)
+    if zero_flow:
+        output_dir = output_dir.rstrip('/') + '_zero_flow'
     device = resolve_device(cfg)
     _, _, local_rank = dist.init_from_env(device)
     dev = torch.device('cuda', local_rank) if device == 'cuda' else torch.device('cpu')

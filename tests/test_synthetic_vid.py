@@ -11,7 +11,8 @@ import pytest
 
 from lib.dataset import synthetic_vid as sv
 from lib.dataset.imagenet_vid_eval import parse_vid_xml
-from lib.utils.flow_io import flow_to_color, read_flo, read_image, read_ppm, write_flo, write_ppm
+from lib.utils.flow_io import read_flo, read_ppm, write_flo, write_ppm
+from lib.utils.image import read_image
 
 SMALL = dict(train_videos=2, train_frames=20, val_videos=2, val_frames=12, det_images=5, flow_pairs=4,
              flow_val_fraction=0.25)
@@ -288,7 +289,9 @@ def _track_displacements(boxes_per_frame):
     return np.array(disp)
 
 
-def test_val_objects_move_fast(small):
+def test_val_objects_move_fast_enough_for_the_warp_to_matter(small):
+    # per frame 0.2-0.8% of the width for most objects (generator v6): 10 frames move an object by up to
+    # half its size (unwarped key features then miss it), while the warp still recovers it;
     # the default val set (4 videos x 30 frames), from the scenes directly
     params = sv.resolve_params()
     for seed in (0, 1):
@@ -302,7 +305,7 @@ def test_val_objects_move_fast(small):
             frames.append(_track_displacements(per_video))
         disp = np.concatenate(frames)
         assert len(disp) > 50
-        assert 0.015 * params['width'] <= np.median(disp) <= 0.045 * params['width'], (seed, np.median(disp) / params['width'])
+        assert 0.0025 * params['width'] <= np.median(disp) <= 0.006 * params['width'], (seed, np.median(disp) / params['width'])
     # and the written val annotations of the small dataset
     root = small[0]
     disp = []
@@ -310,7 +313,7 @@ def test_val_objects_move_fast(small):
         d = os.path.join(root, 'Annotations', 'VID', 'val', video)
         per_video = [{o['trackid']: o['box'] for o in _objects(os.path.join(d, fn))[1]} for fn in sorted(os.listdir(d))]
         disp.append(_track_displacements(per_video))
-    assert np.median(np.concatenate(disp)) >= 0.015 * W
+    assert np.median(np.concatenate(disp)) >= 0.002 * W
 
 
 def test_flow_pairs_on_disk_match_the_generator(small):
@@ -423,23 +426,5 @@ def test_images_io(tmp_path):
     with pytest.raises(FileNotFoundError, match='nothere.JPEG'):
         read_image(str(tmp_path / 'nothere.JPEG'))
     (tmp_path / 'junk.JPEG').write_bytes(b'not an image')
-    with pytest.raises(FileNotFoundError, match='junk.JPEG'):
+    with pytest.raises(ValueError, match='junk.JPEG'):
         read_image(str(tmp_path / 'junk.JPEG'))
-
-
-def test_flow_to_color():
-    flow = np.zeros((2, 4, 2), np.float32)
-    flow[0, 1] = (5, 0)      # right: red
-    flow[0, 2] = (-5, 0)     # left: cyan
-    flow[0, 3] = (0, 2.5)    # down, half magnitude
-    flow[1, 0] = (np.nan, 0)
-    col = flow_to_color(flow)
-    assert col.shape == (2, 4, 3) and col.dtype == np.uint8
-    assert col[0, 0].tolist() == [255, 255, 255]                      # zero flow: white
-    b, g, r = col[0, 1].astype(int)
-    assert r == 255 and b < 10 and g < 10
-    b, g, r = col[0, 2].astype(int)
-    assert r < 10 and b == 255 and g == 255
-    assert 100 < col[0, 3].astype(int).min() < 160                   # half saturated
-    assert col[1, 0].tolist() == [0, 0, 0]                            # unknown: black
-    np.testing.assert_array_equal(flow_to_color(flow, max_mag=10), flow_to_color(flow * 2, max_mag=20))

@@ -144,7 +144,24 @@ def _defaults():
     config.TEST.max_per_image = 300
     config.TEST.test_epoch = 0
     config.TEST.KEY_FRAME_INTERVAL = 10
+    config.TEST.ZERO_FLOW = False            # [port] DFF ablation: key features copied, not warped (flow forced to 0)
     config.TEST.thresh = 1e-3                # [port] score threshold of test.py's --thresh (original default 1e-3; DFF 1e-4)
+
+    # [port] FlowNet-S pretraining on Flying Chairs-format pairs (dff_rfcn/train_flownet.py). The original
+    # took a Caffe FlowNet trained on Flying Chairs; the weights are written to
+    # <network.pretrained_flow>-<network.pretrained_epoch:04d>.pth, where DFF training loads them from.
+    config.FLOW_PRETRAIN = edict()
+    config.FLOW_PRETRAIN.dataset_path = './data/FlyingChairs_release'  # holds data/ and FlyingChairs_train_val.txt
+    config.FLOW_PRETRAIN.lr = 1e-4           # Adam (FlowNet's optimiser), betas (0.9, 0.999)
+    config.FLOW_PRETRAIN.wd = 4e-4
+    config.FLOW_PRETRAIN.lr_step = ''        # iterations (comma separated) where lr is halved
+    config.FLOW_PRETRAIN.batch_size = 8
+    config.FLOW_PRETRAIN.max_iters = 600000
+    config.FLOW_PRETRAIN.loss_weights = [0.005, 0.01, 0.02, 0.08, 0.32]  # flow2 (Convolution5) .. flow6 (Convolution1)
+    config.FLOW_PRETRAIN.div_flow = 20.0     # FlowNet predicts flow / 20 (in pixels of its half-resolution input)
+    config.FLOW_PRETRAIN.flip = True         # random horizontal flips of a pair (u negated)
+    config.FLOW_PRETRAIN.num_workers = 2
+    config.FLOW_PRETRAIN.frequent = 50
     return config
 
 

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from lib.utils.flow_io import color_wheel, flow_to_color  # noqa: F401 (the demos' flow colouring)
 from lib.utils.image import read_image, resize, to_tensor
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
@@ -250,61 +251,6 @@ class DetectionWriter:
 
 # ---------------------------------------------------------------------------------------------------
 # flow colouring (Middlebury colour code)
-
-# Middlebury colour wheel: hue segments red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta,
-# magenta-red with these numbers of steps (Baker et al., "A Database and Evaluation Methodology for
-# Optical Flow", the flow-code colour key).
-_WHEEL_SEGMENTS = (('RY', 15), ('YG', 6), ('GC', 4), ('CB', 11), ('BM', 13), ('MR', 6))
-
-
-def color_wheel():
-    """(55, 3) float RGB colours in [0, 255] around the wheel; entry 0 is pure red."""
-    rows = []
-    for name, n in _WHEEL_SEGMENTS:
-        ramp = np.floor(255.0 * np.arange(n) / n)
-        up, down, full, zero = ramp, 255.0 - ramp, np.full(n, 255.0), np.zeros(n)
-        rows.append({'RY': (full, up, zero), 'YG': (down, full, zero), 'GC': (zero, full, up),
-                     'CB': (zero, down, full), 'BM': (up, zero, full), 'MR': (full, zero, down)}[name])
-    return np.concatenate([np.stack(r, 1) for r in rows], 0)
-
-
-def flow_to_color(flow, max_mag=None):
-    """(H, W, 2) flow (u = x, v = y, any unit) -> (H, W, 3) uint8 BGR in the Middlebury colour code.
-
-    Direction is the hue: +x (rightwards) is the wheel's entry 0, red; +y (downwards) is towards
-    yellow/orange, -x cyan-blue, -y blue-magenta. Magnitude / max_mag is the saturation: zero flow is
-    white, magnitude max_mag full colour, larger magnitudes full colour darkened to 75% (as the
-    reference code). max_mag defaults to the largest finite magnitude of this field. Non-finite vectors
-    (unknown flow) are black.
-
-    Unlike the reference code, which maps the angle onto (ncols - 1) steps so that +x with v = +0 and
-    with v = -0 get different colours, the angle is mapped onto the closed wheel of ncols steps.
-    """
-    flow = np.asarray(flow, dtype=np.float64)
-    if flow.ndim != 3 or flow.shape[2] != 2:
-        raise ValueError(f"flow must have shape (H, W, 2), got {flow.shape}")
-    u, v = flow[..., 0], flow[..., 1]
-    known = np.isfinite(u) & np.isfinite(v)
-    u, v = np.where(known, u, 0.0), np.where(known, v, 0.0)
-    mag = np.sqrt(u * u + v * v)
-    if max_mag is None:
-        max_mag = float(mag.max()) if mag.size else 0.0
-    rad = mag / max(float(max_mag), 1e-12)
-    wheel = color_wheel() / 255.0
-    n = len(wheel)
-    # angle of the motion, 0 for +x, increasing towards +y (image y points down), in [0, 1) turns
-    turns = (np.arctan2(v, u) / (2 * np.pi)) % 1.0
-    pos = turns * n
-    k0 = np.floor(pos).astype(np.int64) % n
-    k1 = (k0 + 1) % n
-    f = (pos - np.floor(pos))[..., None]
-    col = (1 - f) * wheel[k0] + f * wheel[k1]
-    r = rad[..., None]
-    col = np.where(r <= 1, 1 - r * (1 - col), col * 0.75)
-    rgb = np.floor(255.0 * np.clip(col, 0, 1)).astype(np.uint8)
-    rgb[~known] = 0
-    return np.ascontiguousarray(rgb[..., ::-1])
-
 
 def flow_to_image_pixels(flow, im_info, stride, image_size):
     """FlowNet's output (2, h, w) or (1, 2, h, w), in feature cells of the resized image (stride 16),

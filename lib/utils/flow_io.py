@@ -7,11 +7,14 @@
   this project).
 
 Flow convention (Flying Chairs): the flow maps img1 pixels to img2, img1[y, x] ~= img2[y + v, x + u].
+``flow_to_color`` draws a flow field in the Middlebury colour code (the demos' --show-flow).
 """
 import os
 
 import cv2
 import numpy as np
+
+from lib.utils.image import read_image
 
 FLO_MAGIC = 202021.25
 FLO_MAGIC_BYTES = b'PIEH'
@@ -70,20 +73,9 @@ def write_flo(path, flow):
         f.write(np.ascontiguousarray(flow, dtype='<f4').tobytes())
 
 
-def read_image(path, flags=cv2.IMREAD_COLOR):
-    """cv2.imread that raises FileNotFoundError (naming the path) instead of returning None."""
-    path = os.fspath(path)
-    img = cv2.imread(path, flags)
-    if img is None:
-        if os.path.isfile(path):
-            raise FileNotFoundError(f"image could not be decoded (not an image, or corrupt): {path}")
-        raise FileNotFoundError(f"image not found: {path}")
-    return img
-
-
 def read_ppm(path):
     """Read a .ppm image (BGR uint8), as Flying Chairs' img1/img2 files."""
-    return read_image(path)
+    return read_image(path)  # lib.utils.image: clear errors naming the file
 
 
 def write_ppm(path, img):
@@ -93,28 +85,56 @@ def write_ppm(path, img):
         raise OSError(f"could not write image: {path}")
 
 
-def flow_to_color(flow, max_mag=None):
-    """Visualise a flow field: (H, W, 3) uint8 BGR, hue = direction, saturation = magnitude.
+# Middlebury colour wheel: hue segments red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta,
+# magenta-red with these numbers of steps (Baker et al., "A Database and Evaluation Methodology for
+# Optical Flow", the flow-code colour key).
+_WHEEL_SEGMENTS = (('RY', 15), ('YG', 6), ('GC', 4), ('CB', 11), ('BM', 13), ('MR', 6))
 
-    HSV colour wheel: u > 0 (rightwards) is red, v > 0 (downwards) yellow-green, u < 0 cyan,
-    v < 0 blue-violet; zero flow is white and a flow of magnitude >= ``max_mag`` fully saturated
-    (default: the largest finite magnitude of this field). Non-finite vectors (unknown flow) are black.
+
+def color_wheel():
+    """(55, 3) float RGB colours in [0, 255] around the wheel; entry 0 is pure red."""
+    rows = []
+    for name, n in _WHEEL_SEGMENTS:
+        ramp = np.floor(255.0 * np.arange(n) / n)
+        up, down, full, zero = ramp, 255.0 - ramp, np.full(n, 255.0), np.zeros(n)
+        rows.append({'RY': (full, up, zero), 'YG': (down, full, zero), 'GC': (zero, full, up),
+                     'CB': (zero, down, full), 'BM': (up, zero, full), 'MR': (full, zero, down)}[name])
+    return np.concatenate([np.stack(r, 1) for r in rows], 0)
+
+
+def flow_to_color(flow, max_mag=None):
+    """(H, W, 2) flow (u = x, v = y, any unit) -> (H, W, 3) uint8 BGR in the Middlebury colour code.
+
+    Direction is the hue: +x (rightwards) is the wheel's entry 0, red; +y (downwards) is towards
+    yellow/orange, -x cyan-blue, -y blue-magenta. Magnitude / max_mag is the saturation: zero flow is
+    white, magnitude max_mag full colour, larger magnitudes full colour darkened to 75% (as the
+    reference code). max_mag defaults to the largest finite magnitude of this field. Non-finite vectors
+    (unknown flow) are black.
+
+    Unlike the reference code, which maps the angle onto (ncols - 1) steps so that +x with v = +0 and
+    with v = -0 get different colours, the angle is mapped onto the closed wheel of ncols steps.
     """
-    flow = np.asarray(flow, dtype=np.float32)
+    flow = np.asarray(flow, dtype=np.float64)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"flow must have shape (H, W, 2), got {flow.shape}")
     u, v = flow[..., 0], flow[..., 1]
     known = np.isfinite(u) & np.isfinite(v)
-    u = np.where(known, u, 0.0).astype(np.float32)
-    v = np.where(known, v, 0.0).astype(np.float32)
-    mag, ang = cv2.cartToPolar(u, v, angleInDegrees=True)
+    u, v = np.where(known, u, 0.0), np.where(known, v, 0.0)
+    mag = np.sqrt(u * u + v * v)
     if max_mag is None:
         max_mag = float(mag.max()) if mag.size else 0.0
-    max_mag = max(float(max_mag), 1e-6)
-    hsv = np.empty(flow.shape[:2] + (3,), np.uint8)
-    hsv[..., 0] = np.round(ang / 2.0).astype(np.int32) % 180
-    hsv[..., 1] = np.round(np.clip(mag / max_mag, 0.0, 1.0) * 255.0).astype(np.uint8)
-    hsv[..., 2] = 255
-    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-    bgr[~known] = 0
-    return bgr
+    rad = mag / max(float(max_mag), 1e-12)
+    wheel = color_wheel() / 255.0
+    n = len(wheel)
+    # angle of the motion, 0 for +x, increasing towards +y (image y points down), in [0, 1) turns
+    turns = (np.arctan2(v, u) / (2 * np.pi)) % 1.0
+    pos = turns * n
+    k0 = np.floor(pos).astype(np.int64) % n
+    k1 = (k0 + 1) % n
+    f = (pos - np.floor(pos))[..., None]
+    col = (1 - f) * wheel[k0] + f * wheel[k1]
+    r = rad[..., None]
+    col = np.where(r <= 1, 1 - r * (1 - col), col * 0.75)
+    rgb = np.floor(255.0 * np.clip(col, 0, 1)).astype(np.uint8)
+    rgb[~known] = 0
+    return np.ascontiguousarray(rgb[..., ::-1])

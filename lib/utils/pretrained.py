@@ -28,8 +28,34 @@ def _is_conversion_of(pth, params):
     return os.path.abspath(pth) == os.path.abspath(cache_path_for(params))
 
 
+def _align_keys(state, own):
+    """The file's keys as the module names them: as they are, or with a leading module path removed
+    or added (a backbone-only file into a whole model, a whole checkpoint into model.flownet, ...),
+    whichever matches the most keys."""
+    keys = list(state)
+    prefixes = {''}
+    for k in keys[:1] + keys[-1:]:
+        parts = k.split('.')
+        prefixes.update('.'.join(parts[:n]) + '.' for n in range(1, len(parts)))
+    own_prefixes = {''}
+    for k in list(own)[:1] + list(own)[-1:]:
+        parts = k.split('.')
+        own_prefixes.update('.'.join(parts[:n]) + '.' for n in range(1, len(parts)))
+    best, best_n = state, sum(k in own for k in keys)
+    for strip in prefixes:
+        for add in own_prefixes:
+            if not strip and not add:
+                continue
+            mapped = {add + k[len(strip):]: v for k, v in state.items() if k.startswith(strip)}
+            n = sum(k in own for k in mapped)
+            if n > best_n:
+                best, best_n = mapped, n
+    return best
+
+
 def _apply(module, state, path, what, log):
     own = module.state_dict()
+    state = _align_keys(state, own)
     loaded, skipped, bad = [], [], []
     for k, v in state.items():
         if k not in own:

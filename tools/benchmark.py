@@ -1,0 +1,280 @@
+#!/usr/bin/env python
+"""Speed of the frame baseline vs DFF at the real size: 600x1000 input, ResNet-v1-101 + R-FCN (31
+classes) and FlowNet-S at full width, batch 1, key frame every --interval frames. Random weights (speed
+does not depend on them; post-processing sees every roi above the threshold, its worst case).
+
+    python tools/benchmark.py [--device cpu|cuda] [--frames 20] [--interval 10] [--repeat 3] [--threads N]
+
+Each method runs in its own process (peak memory is that process's), on the same frames: --frames frames
+of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end" reads them from disk.
+
+  network only  the forward pass per frame as the original timed it: key frame = backbone + feat_conv +
+                RPN + proposal + R-FCN heads; non-key frame = FlowNet + warp x scale + the same heads
+  end to end    + cv2.imread, resize and normalisation, box decoding and post-processing (per-class NMS)
+  components    medians over --repeat runs of each stage alone, on a key and a non-key frame
+  bound         what the components imply: the interval average (key + (l-1) non-key) / l, and the
+                speed-up limit for l -> infinity (key / non-key)
+
+CUDA timings synchronise around every timed region. Prints the tables in the shape of the README's.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+RFCN_CFG = 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml'
+DFF_CFG = 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml'
+VIDEO = os.path.join(ROOT, 'tests', 'fixtures', 'video', 'bikes.mp4')
+COMPONENTS = ['backbone', 'feat_conv', 'flownet', 'warp', 'rpn+proposal', 'rfcn+psroi', 'post-processing']
+
+
+def write_frames(folder, n, height, width):
+    import cv2
+    cap = cv2.VideoCapture(VIDEO)
+    paths = []
+    try:
+        while len(paths) < n:
+            ok, im = cap.read()
+            if not ok:
+                if not paths:
+                    raise RuntimeError(f'could not read frames from {VIDEO}')
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)  # loop the clip
+                continue
+            path = os.path.join(folder, f'{len(paths):06d}.jpg')
+            cv2.imwrite(path, cv2.resize(im, (width, height), interpolation=cv2.INTER_LINEAR))
+            paths.append(path)
+    finally:
+        cap.release()
+    return paths
+
+
+class Timer:
+    def __init__(self, device):
+        import torch
+        self.sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+
+    def __call__(self, fn, *args):
+        self.sync()
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.sync()
+        return out, time.perf_counter() - t0
+
+
+def worker(method, args, frames, queue):
+    """One method in its own process: per-frame times, component medians, peak memory."""
+    import torch
+    import torch.nn.functional as F
+
+    import lib.ops as ops
+    from lib.config import load_config
+    from lib.core.tester import postprocess
+    from lib.model.detection import im_detect_boxes
+    from lib.utils.demo import prepare_frame
+    from lib.utils.image import read_image
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    cfg = load_config(os.path.join(ROOT, RFCN_CFG if method == 'rfcn' else DFF_CFG))
+    torch.manual_seed(0)
+    if method == 'rfcn':
+        from rfcn.model import RFCN
+        model = RFCN(cfg)
+    else:
+        from dff_rfcn.model import DFF
+        model = DFF(cfg)
+        with torch.no_grad():  # a non-trivial flow and scale (the init gives flow ~ 0, scale == 1)
+            torch.nn.init.normal_(model.flownet.Convolution5.weight, 0, 0.01)
+            torch.nn.init.normal_(model.flownet.Convolution5_scale.weight, 0, 0.001)
+    model.to(dev).eval()
+    if args.device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    timer = Timer(args.device)
+    thresh, nms, max_per = float(cfg.TEST.thresh), float(cfg.TEST.NMS), int(cfg.TEST.max_per_image)
+    interval = args.interval
+
+    def load(path):
+        data, info = prepare_frame(read_image(path), cfg)
+        return data[None].to(dev), torch.from_numpy(info[None]).to(dev)
+
+    def post(out, info):
+        scores, boxes = im_detect_boxes(out, info)
+        return postprocess(scores[0], boxes[0], thresh, nms, max_per, bool(cfg.CLASS_AGNOSTIC))
+
+    # ---------------------------------------------------------------- per-frame, as a video is processed
+    records = []
+    key_data = key_feat = None
+    with torch.no_grad():
+        for k, path in enumerate(frames):
+            t0 = time.perf_counter()
+            data, info = load(path)
+            if method == 'rfcn':
+                out, t_net = timer(model.detect, data, info)
+                kind = 'frame'
+            elif k % interval == 0:
+                (out, key_feat), t_net = timer(model.detect_key, data, info)
+                key_data, kind = data, 'key'
+            else:
+                out, t_net = timer(model.detect_cur, data, info, key_data, key_feat)
+                kind = 'non-key'
+            dets = post(out, info)
+            if args.device == 'cuda':
+                torch.cuda.synchronize()
+            records.append({'kind': kind, 'network': t_net, 'end_to_end': time.perf_counter() - t0,
+                            'detections': len(dets)})
+
+    # ---------------------------------------------------------------- components, each stage alone
+    comp = {}
+    with torch.no_grad():
+        data, info = load(frames[0])
+        cur, _ = load(frames[min(1, len(frames) - 1)])
+        feature, heads = model.feature, model.heads
+
+        def stages(key_frame):
+            t = {}
+            if key_frame:
+                x, t['backbone'] = timer(feature.backbone, data)
+                feat, t['feat_conv'] = timer(lambda y: F.relu(feature.feat_conv_3x3(y)), x)
+            else:
+                (flow, scale), t['flownet'] = timer(model.flownet, cur, data)
+                feat, t['warp'] = timer(lambda a, b, c: ops.flow_warp(a, b) * c, key_feat0, flow, scale)
+            half = feat.shape[1] // 2
+
+            def rpn_proposal(f):
+                _, rpn_bbox, rpn_prob = heads.rpn(f[:, :half])
+                return heads.proposals(rpn_prob, rpn_bbox, info, False)
+            rois, t['rpn+proposal'] = timer(rpn_proposal, feat)
+
+            def rfcn(f, r):
+                cls_score, bbox_pred = heads.rfcn(f[:, half:], r)
+                k4 = bbox_pred.shape[1] // 4
+                bbox_pred = bbox_pred * heads.bbox_stds.repeat(k4) + heads.bbox_means.repeat(k4)
+                return {'rois': r, 'cls_prob': F.softmax(cls_score, dim=1), 'bbox_pred': bbox_pred}
+            out, t['rfcn+psroi'] = timer(rfcn, feat, rois)
+            _, t['post-processing'] = timer(post, out, info)
+            return t, out
+
+        key_feat0 = feature(data)
+        # the decomposition is the model's own computation (same rois and probabilities)
+        ref = model.detect(data, info) if method == 'rfcn' else model.detect_key(data, info)[0]
+        _, mine = stages(True)
+        if not torch.equal(ref['rois'], mine['rois']) or not torch.allclose(ref['cls_prob'], mine['cls_prob']):
+            raise RuntimeError('benchmark: the per-component pipeline differs from the model (update tools/benchmark.py)')
+        kinds = [True] if method == 'rfcn' else [True, False]
+        for key_frame in kinds:
+            runs = [stages(key_frame)[0] for _ in range(args.repeat)]
+            comp['key' if key_frame else 'non-key'] = {c: statistics.median(r[c] for r in runs) for c in runs[0]}
+
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == 'cuda'
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+    queue.put({'method': method, 'records': records, 'components': comp, 'peak_mb': peak,
+               'threads': torch.get_num_threads(), 'input': list(data.shape[2:])})
+
+
+def run_method(method, args, frames):
+    ctx = mp.get_context('spawn')
+    q = ctx.Queue()
+    p = ctx.Process(target=worker, args=(method, args, frames, q))
+    p.start()
+    result = q.get()
+    p.join()
+    if p.exitcode:
+        sys.exit(f'benchmark: the {method} worker failed (exit code {p.exitcode})')
+    return result
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else float('nan')
+
+
+def summarise(res, warmup, interval):
+    recs = res['records']
+    out = {}
+    for what in ('network', 'end_to_end'):
+        if res['method'] == 'rfcn':
+            out[what] = mean([r[what] for r in recs[warmup:]])
+        else:
+            # whole intervals after the warm-up interval: the average a video sees
+            full = [r for k, r in enumerate(recs) if k >= interval and k < interval * (len(recs) // interval)]
+            full = full or recs
+            out[what] = mean([r[what] for r in full])
+            out[what + '_key'] = mean([r[what] for r in full if r['kind'] == 'key'])
+            out[what + '_nonkey'] = mean([r[what] for r in full if r['kind'] == 'non-key'])
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    ap.add_argument('--frames', type=int, default=20, help='frames per method (DFF: at least 2 intervals)')
+    ap.add_argument('--interval', type=int, default=10, help='key frame interval (TEST.KEY_FRAME_INTERVAL)')
+    ap.add_argument('--warmup', type=int, default=2, help='baseline frames left out of the average')
+    ap.add_argument('--repeat', type=int, default=3, help='runs per component (median)')
+    ap.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    ap.add_argument('--height', type=int, default=600)
+    ap.add_argument('--width', type=int, default=1000)
+    ap.add_argument('--json', default=None, help='also write the figures here')
+    args = ap.parse_args(argv)
+    if args.device == 'cuda':
+        import torch
+        if not torch.cuda.is_available():
+            sys.exit('benchmark: --device cuda but no GPU is visible')
+    if args.frames < 2 * args.interval:
+        sys.exit(f'benchmark: --frames must be at least 2 x --interval ({2 * args.interval}): the first interval warms up')
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = write_frames(tmp, args.frames, args.height, args.width)
+        results = {m: run_method(m, args, frames) for m in ('rfcn', 'dff')}
+    base, dff = summarise(results['rfcn'], args.warmup, args.interval), summarise(results['dff'], args.warmup,
+                                                                               args.interval)
+    ck, cn = results['dff']['components']['key'], results['dff']['components']['non-key']
+    cb = results['rfcn']['components']['key']
+    key_sum = sum(ck.values())
+    nonkey_sum = sum(cn.values())
+    l = args.interval
+    bound_avg = (key_sum + (l - 1) * nonkey_sum) / l
+    base_sum = sum(cb.values())
+    net = lambda c: sum(v for k, v in c.items() if k != 'post-processing')  # noqa: E731
+
+    import torch
+    print(f"\nbenchmark: {args.device}, {results['rfcn']['threads']} threads, input {results['rfcn']['input']}, "
+          f"ResNet-v1-101 + R-FCN (31 classes) / + FlowNet-S, key frame every {l}, torch {torch.__version__}, "
+          f"random weights\n")
+    print('| method | time/frame network only (s) | time/frame end to end (s) | speed-up (network) | '
+          'speed-up (end to end) | peak memory (MB) |')
+    print('|---|---:|---:|---:|---:|---:|')
+    print(f"| frame baseline (R-FCN, ResNet-v1-101) | {base['network']:.3f} | {base['end_to_end']:.3f} | 1.00x | "
+          f"1.00x | {results['rfcn']['peak_mb']:.0f} |")
+    print(f"| DFF (R-FCN, ResNet-v1-101, FlowNet-S), key every {l} | {dff['network']:.3f} | {dff['end_to_end']:.3f} | "
+          f"{base['network'] / dff['network']:.2f}x | {base['end_to_end'] / dff['end_to_end']:.2f}x | "
+          f"{results['dff']['peak_mb']:.0f} |")
+    print(f"| DFF key frame | {dff['network_key']:.3f} | {dff['end_to_end_key']:.3f} | | | |")
+    print(f"| DFF non-key frame | {dff['network_nonkey']:.3f} | {dff['end_to_end_nonkey']:.3f} | "
+          f"{base['network'] / dff['network_nonkey']:.2f}x | | |")
+    print('\nper component (s, median of %d):\n' % args.repeat)
+    print('| component | frame baseline | DFF key frame | DFF non-key frame |')
+    print('|---|---:|---:|---:|')
+    for c in COMPONENTS:
+        cell = lambda d: f'{d[c]:.4f}' if c in d else '-'  # noqa: E731
+        print(f'| {c} | {cell(cb)} | {cell(ck)} | {cell(cn)} |')
+    print(f'| sum (network only) | {net(cb):.4f} | {net(ck):.4f} | {net(cn):.4f} |')
+    print(f'| sum (with post-processing) | {base_sum:.4f} | {key_sum:.4f} | {nonkey_sum:.4f} |')
+    print(f"\nbound from the components: interval average ({net(ck):.4f} + {l - 1} x {net(cn):.4f}) / {l} = "
+          f"{(net(ck) + (l - 1) * net(cn)) / l:.4f} s network only -> speed-up "
+          f"{net(cb) / ((net(ck) + (l - 1) * net(cn)) / l):.2f}x (measured {base['network'] / dff['network']:.2f}x); "
+          f"l -> infinity: {net(cb) / net(cn):.2f}x. With post-processing: {base_sum / bound_avg:.2f}x.")
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'args': vars(args), 'baseline': base, 'dff': dff, 'raw': results}, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
