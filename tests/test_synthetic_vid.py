@@ -290,7 +290,7 @@ def _track_displacements(boxes_per_frame):
 
 
 def test_val_objects_move_fast_enough_for_the_warp_to_matter(small):
-    # per frame 0.2-0.8% of the width for most objects (generator v6): 10 frames move an object by up to
+    # per frame 0.3-1% of the width (generator v9): 10 frames move an object by up to
     # half its size (unwarped key features then miss it), while the warp still recovers it;
     # the default val set (4 videos x 30 frames), from the scenes directly
     params = sv.resolve_params()
