@@ -12,8 +12,8 @@ import torch
 from tqdm import tqdm
 
 import lib.ops as ops
-from lib.dataset.imagenet_vid_eval import (evaluate_detections, load_gt, print_ap_table, write_detections,
-                                           write_eval_json, write_frame_list)
+from lib.dataset.imagenet_vid_eval import (evaluate_detections, load_gt, print_ap_table, read_detections,
+                                           write_detections, write_eval_json, write_frame_list)
 from lib.utils import dist
 from lib.utils.image import prepare_image
 
@@ -107,7 +107,9 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
     class_to_index = {w: i for i, w in enumerate(class_names[1]) if i > 0}
     gt = load_gt(annotation_root, [(f['index'], f['frame_id']) for f in frames], class_to_index,
                  cache_file=os.path.join(output_dir, f'{image_set}_gt_cache.pkl'))
-    det_array = np.array(rows, dtype=np.float64).reshape(-1, 7)
+    # evaluated as written (scores to 4 decimals, boxes to 2), as the original's evaluation read the file:
+    # re-scoring the file gives the same numbers
+    det_array = read_detections(det_file).reshape(-1, 7)
     result = evaluate_detections(det_array, gt, len(class_names[0]), motion=True, class_names=list(class_names[0]),
                                  verbose=False)
     result['time_per_image_s'] = (total_time / total_n) if total_n else None
