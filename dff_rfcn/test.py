@@ -5,12 +5,8 @@ import os
 
 import torch
 
-from lib.core.tester import run_test
-from lib.core.trainer import resolve_device
-from lib.dataset.loader import make_imdb
+from lib.core.tester import run_model_test
 from lib.model.detection import im_detect_boxes
-from lib.utils import dist
-from lib.utils.checkpoint import load_model_weights
 
 from .model import DFF
 
@@ -57,20 +53,16 @@ def test_dff(cfg, checkpoint, output_dir, thresh=None, model=None, zero_flow=Non
     zero_flow = bool(cfg.TEST.ZERO_FLOW) if zero_flow is None else bool(zero_flow)
     if zero_flow:
         output_dir = output_dir.rstrip('/') + '_zero_flow'
-    device = resolve_device(cfg)
-    _, _, local_rank = dist.init_from_env(device)
-    dev = torch.device('cuda', local_rank) if device == 'cuda' else torch.device('cpu')
-    if model is None:
-        model = DFF(cfg)
-        load_model_weights(model, checkpoint)
-    model.to(dev).eval()
-    model.zero_flow = zero_flow
-    imdb = make_imdb(cfg, cfg.dataset.test_image_set)
-    frames = imdb.test_frames()
-    detector = VideoDetector(model, cfg.TEST.KEY_FRAME_INTERVAL)
-    annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
+    used = []
+
+    def make_detector(net):
+        net.zero_flow = zero_flow
+        used.append(net)
+        return VideoDetector(net, cfg.TEST.KEY_FRAME_INTERVAL)
+
     try:
-        return run_test(cfg, frames, detector, output_dir, cfg.dataset.test_image_set, annotation_root,
-                        (imdb.classes, imdb.wnids), thresh=thresh, by_video=True, desc='dff test', device=device)
+        return run_model_test(cfg, DFF, checkpoint, output_dir, make_detector, thresh=thresh, model=model, by_video=True,
+                          desc='dff test')
     finally:
-        model.zero_flow = False
+        for net in used:
+            net.zero_flow = False

@@ -119,3 +119,25 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
     result['det_file'], result['eval_json'] = det_file, eval_json
     return result
 
+
+def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thresh=None, model=None, by_video=False,
+               desc='test'):
+    """What the baseline's and DFF's test functions share: device and process group from torchrun, the
+    model (built and loaded from `checkpoint` unless given) in eval mode on that device, the test imdb's
+    frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes)."""
+    from lib.core.trainer import resolve_device
+    from lib.dataset.loader import make_imdb
+    from lib.utils.checkpoint import load_model_weights
+    device = resolve_device(cfg)
+    _, _, local_rank = dist.init_from_env(device)
+    dev = torch.device('cuda', local_rank) if device == 'cuda' else torch.device('cpu')
+    if model is None:
+        model = build_model(cfg)
+        load_model_weights(model, checkpoint)
+    model.to(dev).eval()
+    imdb = make_imdb(cfg, cfg.dataset.test_image_set)
+    annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
+    return run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
+                    annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,
+                    device=device)
+
