@@ -397,7 +397,7 @@ def test_flo_errors(tmp_path):
     with open(good, 'rb') as f:
         data = f.read()
     cases = {
-        'magic.flo': (b'XXXX' + data[4:], 'bad magic'),
+        'magic.flo': (b'NOPE' + data[4:], 'bad magic'),
         'trunc.flo': (data[:-8], 'truncated'),
         'header.flo': (data[:6], 'truncated'),
         'huge.flo': (data[:4] + np.array([100000, 100000], '<i4').tobytes() + data[12:], 'absurd'),
