@@ -47,9 +47,10 @@ class VideoDetector:
         return scores[0], boxes[0]
 
 
-def test_dff(cfg, checkpoint, output_dir, thresh=None, model=None, zero_flow=None):
+def test_dff(cfg, checkpoint, output_dir, thresh=None, model=None, zero_flow=None, detector_cls=VideoDetector):
     """zero_flow (default cfg.TEST.ZERO_FLOW): the ablation that copies the key features instead of
-    warping them; its results go to <output_dir>_zero_flow."""
+    warping them; its results go to <output_dir>_zero_flow. detector_cls: a VideoDetector subclass (the
+    ground-truth flow oracle of tools/synthetic_flow_eval.py)."""
     zero_flow = bool(cfg.TEST.ZERO_FLOW) if zero_flow is None else bool(zero_flow)
     if zero_flow:
         output_dir = output_dir.rstrip('/') + '_zero_flow'
@@ -58,7 +59,7 @@ def test_dff(cfg, checkpoint, output_dir, thresh=None, model=None, zero_flow=Non
     def make_detector(net):
         net.zero_flow = zero_flow
         used.append(net)
-        return VideoDetector(net, cfg.TEST.KEY_FRAME_INTERVAL)
+        return detector_cls(net, cfg.TEST.KEY_FRAME_INTERVAL)
 
     try:
         return run_model_test(cfg, DFF, checkpoint, output_dir, make_detector, thresh=thresh, model=model, by_video=True,

@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""How good is DFF's flow where it matters? On the synthetic validation videos the generator knows the exact
+flow, so this measures FlowNet's stride-16 flow (the one DFF warps with) against it, for every non-key frame
+and its key frame, exactly as the DFF test pairs them:
+
+  - end-point error in feature-map cells (16 input pixels) over all cells and over the cells that are
+    mostly object (where the detections come from), next to the same figures for zero flow;
+  - with --oracle, the DFF test once more with the ground-truth flow in place of FlowNet's (same model,
+    same scale map): the mAP a perfect flow would give (results in <test dir>_gt_flow).
+
+    python tools/synthetic_flow_eval.py --cfg experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml \
+        [--weights DFF checkpoint or FlowNet weights] [--oracle] [--set KEY=VALUE ...]
+
+--weights defaults to the config's trained DFF checkpoint (<prefix>-<end_epoch>.pth); a bare FlowNet state
+dict (dff_rfcn/train_flownet.py's output) is measured alone (no --oracle). This is how the README's
+diagnosis was made: with generator v9's flow pairs FlowNet had learnt the camera's motion only.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from dff_rfcn.model import DFF  # noqa: E402
+from dff_rfcn.test import VideoDetector, frame_position, is_key_frame, test_dff  # noqa: E402
+from lib.config import load_config, update_from_list  # noqa: E402
+from lib.core.experiment import output_dirs  # noqa: E402
+from lib.dataset.loader import make_imdb  # noqa: E402
+from lib.dataset.synthetic_vid import resolve_params, video_scene  # noqa: E402
+from lib.utils.checkpoint import load_model_weights  # noqa: E402
+from lib.utils.image import prepare_image  # noqa: E402
+
+STRIDE = 16
+
+
+def feature_flow(flow, im_scale, feat_hw, stride=STRIDE):
+    """Pixel flow (H, W, 2) of the original frame -> (2, h, w) in feature cells of the resized image: scaled
+    with the image, averaged over each stride x stride cell (ceil), cropped to the feature map."""
+    g = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))[None].float()
+    if im_scale != 1.0:
+        size = (int(round(flow.shape[0] * im_scale)), int(round(flow.shape[1] * im_scale)))
+        g = F.interpolate(g, size=size, mode='bilinear', align_corners=False) * im_scale
+    g = F.avg_pool2d(g, stride, stride, ceil_mode=True) / stride
+    return g[0, :, :feat_hw[0], :feat_hw[1]]
+
+
+def object_cells(label, im_scale, feat_hw, stride=STRIDE):
+    """Cells of the feature map more than half covered by objects (label > 0)."""
+    m = torch.from_numpy((label > 0).astype(np.float32))[None, None]
+    if im_scale != 1.0:
+        size = (int(round(label.shape[0] * im_scale)), int(round(label.shape[1] * im_scale)))
+        m = F.interpolate(m, size=size, mode='nearest')
+    return F.avg_pool2d(m, stride, stride, ceil_mode=True)[0, 0, :feat_hw[0], :feat_hw[1]] > 0.5
+
+
+class GroundTruthFlow:
+    """The exact key <- current flow of a synthetic validation frame, per frame dict (cached scenes)."""
+
+    def __init__(self, cfg):
+        syn = dict(cfg.dataset.SYNTHETIC)
+        self.seed = int(syn.pop('seed', 0))
+        self.params = resolve_params(**syn)
+        self.interval = int(cfg.TEST.KEY_FRAME_INTERVAL)
+        self.scenes = {}
+
+    def scene(self, video):
+        name = os.path.basename(video)
+        if not name.startswith('ILSVRC2015_val_'):
+            raise ValueError(f"{video}: not a synthetic validation video (ILSVRC2015_val_<index>)")
+        idx = int(name.rsplit('_', 1)[1])
+        if idx not in self.scenes:
+            self.scenes[idx] = video_scene(self.seed, 'val', idx, self.params)[0]
+        return self.scenes[idx]
+
+    def __call__(self, frame, im_scale, feat_hw):
+        """(gt flow (2, h, w) in cells, object-cell mask (h, w)) from this frame to its key frame."""
+        t = frame_position(frame)
+        key = t - t % self.interval
+        scene = self.scene(frame['video'])
+        _, label, _ = scene.render(t)
+        return feature_flow(scene.flow(t, key, label), im_scale, feat_hw), object_cells(label, im_scale, feat_hw)
+
+
+@torch.no_grad()
+def measure(cfg, flow_of, frames, gt):
+    """EPE (cells) of flow_of(frame, cur (1, 3, H, W), key) -> flow (1, 2, h, w) and of zero flow, over all
+    cells and over object cells of the non-key frames."""
+    sums = {'net_all': 0.0, 'zero_all': 0.0, 'net_obj': 0.0, 'zero_obj': 0.0}
+    n_all = n_obj = pairs = 0
+    key_data = None
+    for frame in frames:
+        data, info = prepare_image(frame['image'], cfg)
+        pos = frame_position(frame)
+        if is_key_frame(pos, gt.interval):
+            key_data = data
+            continue
+        if key_data is None:
+            raise ValueError(f"{frame['index']}: video does not start at a key frame")
+        flow = flow_of(frame, data[None], key_data[None])
+        g, obj = gt(frame, float(info[2]), flow.shape[-2:])
+        err = torch.linalg.vector_norm(flow[0] - g, dim=0)
+        mag = torch.linalg.vector_norm(g, dim=0)
+        sums['net_all'] += float(err.sum())
+        sums['zero_all'] += float(mag.sum())
+        sums['net_obj'] += float(err[obj].sum())
+        sums['zero_obj'] += float(mag[obj].sum())
+        n_all += err.numel()
+        n_obj += int(obj.sum())
+        pairs += 1
+    out = {k: v / max(n_all if k.endswith('all') else n_obj, 1) for k, v in sums.items()}
+    out.update(pairs=pairs, object_cells=n_obj)
+    return out
+
+
+class _GroundTruthFlowNet(torch.nn.Module):
+    """Stands in for model.flownet in the oracle test: FlowNet's scale map, the exact flow."""
+
+    def __init__(self, flownet, gt):
+        super().__init__()
+        self.flownet, self.gt, self.frame, self.im_scale = flownet, gt, None, 1.0
+
+    def forward(self, cur, key):
+        flow, scale = self.flownet(cur, key)
+        g, _ = self.gt(self.frame, self.im_scale, flow.shape[-2:])
+        return g[None].to(flow), scale
+
+
+def oracle_test(cfg, model, gt, test_dir):
+    real = model.flownet
+    stand_in = _GroundTruthFlowNet(real, gt)
+
+    class Detector(VideoDetector):
+        def __call__(self, frame, data, im_info):
+            stand_in.frame, stand_in.im_scale = frame, float(im_info[0, 2])
+            return super().__call__(frame, data, im_info)
+
+    model.flownet = stand_in
+    try:
+        return test_dff(cfg, None, test_dir + '_gt_flow', model=model, zero_flow=False, detector_cls=Detector)
+    finally:
+        model.flownet = real
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--cfg', default='experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml')
+    ap.add_argument('--weights', default=None, help='DFF checkpoint or FlowNet state dict')
+    ap.add_argument('--oracle', action='store_true', help='also test DFF with the ground-truth flow')
+    ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
+    args = ap.parse_args(argv)
+    os.chdir(ROOT)
+    cfg = update_from_list(load_config(args.cfg), args.set)
+    if cfg.dataset.dataset != 'SyntheticVID':
+        sys.exit(f"synthetic_flow_eval: {args.cfg} uses dataset {cfg.dataset.dataset}; only the synthetic "
+                 f"dataset has ground-truth flow")
+    train_dir, test_dir = output_dirs(cfg, args.cfg)
+    weights = args.weights or os.path.join(train_dir, f'{cfg.TRAIN.model_prefix}-{int(cfg.TRAIN.end_epoch):04d}.pth')
+    if not os.path.isfile(weights):
+        sys.exit(f"synthetic_flow_eval: {weights} not found (train DFF first, or give --weights)")
+    model = DFF(cfg)
+    state = torch.load(weights, map_location='cpu', weights_only=False)
+    is_flownet = isinstance(state, dict) and 'model' not in state and all(not k.startswith(('flownet.', 'feature.'))
+                                                                         for k in state)
+    if is_flownet:
+        try:
+            model.flownet.load_state_dict(state)
+        except RuntimeError as e:
+            sys.exit(f"synthetic_flow_eval: {weights} is not a FlowNet of this config: {e}")
+        if args.oracle:
+            sys.exit("synthetic_flow_eval: --oracle needs a DFF checkpoint (detection heads), not FlowNet weights")
+    else:
+        load_model_weights(model, weights)
+    model.eval()
+    frames = make_imdb(cfg, cfg.dataset.test_image_set).test_frames()
+    gt = GroundTruthFlow(cfg)
+    r = measure(cfg, lambda frame, cur, key: model.flownet(cur, key)[0], frames, gt)
+    print(f"{weights}\nflow end-point error in feature cells ({STRIDE} px) over {r['pairs']} non-key frames:\n"
+          f"  all cells:    FlowNet {r['net_all']:.3f}, zero flow {r['zero_all']:.3f}\n"
+          f"  object cells: FlowNet {r['net_obj']:.3f}, zero flow {r['zero_obj']:.3f} ({r['object_cells']} cells)")
+    if args.oracle:
+        res = oracle_test(cfg, model, gt, test_dir)
+        print(f"DFF with the ground-truth flow: mAP@0.5 {100 * res['mAP']:.1f} (results in {test_dir}_gt_flow)")
+    return r
+
+
+if __name__ == '__main__':
+    main()
