@@ -69,6 +69,7 @@ def _defaults():
     config.dataset.root_path = './data'
     config.dataset.dataset_path = './data/ILSVRC2015'
     config.dataset.NUM_CLASSES = 31
+    config.dataset.CLASSES = []              # [port] own class list: entries 'label' or [label, name], label = the XML <name>; background implied
     config.dataset.proposal = 'rpn'
     config.dataset.SYNTHETIC = edict()       # [port] generator parameters of the synthetic dataset
     config.dataset.SYNTHETIC.seed = 0

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from .imagenet_vid_eval import parse_vid_xml
-from .vid_classes import get_class_list
+from .vid_classes import dataset_classes
 
 ROIDB_VERSION = 1  # bump when the roidb layout changes: old caches are rebuilt
 
@@ -34,7 +34,7 @@ class ImageNetVID:
         if self.det_vid not in ('DET', 'VID'):
             raise ValueError(f"image set {image_set!r}: the name must start with DET_ or VID_ (it chooses "
                              f"Data/DET or Data/VID)")
-        self.classes, self.wnids = get_class_list(self.class_list)
+        self.classes, self.wnids = dataset_classes(cfg, self.class_list)
         self.num_classes = len(self.classes)
         self._wnid_to_index = {w: i for i, w in enumerate(self.wnids) if i > 0}
         self.cache_path = os.path.join(root_path, 'cache')

@@ -729,12 +729,24 @@ def print_ap_table(result, class_names):
     return "\n".join(lines)
 
 
+def resolve_classes(classes):
+    """(names, wnids) from a registered class list name, or from a yaml config: its dataset.CLASSES, else
+    its dataset's registered list (so an own dataset's config re-scores its own detections)."""
+    from lib.dataset.vid_classes import dataset_classes, get_class_list
+    if str(classes).endswith((".yaml", ".yml")):
+        from lib.config import load_config
+        from lib.dataset.loader import get_imdb_class
+        cfg = load_config(classes)
+        return dataset_classes(cfg, get_imdb_class(cfg.dataset.dataset).class_list)
+    return get_class_list(classes)
+
+
 def evaluate_det_file(det_path, eval_list, annotation_root, classes="imagenet_vid", cache_file=None,
                       motion=True, verbose=True):
     """Read a detections file, the evaluation list (either format) and the annotations; score."""
-    from lib.dataset.vid_classes import get_class_list, wnid_to_index
+    from lib.dataset.vid_classes import wnid_to_index
 
-    names, wnids = get_class_list(classes)
+    names, wnids = resolve_classes(classes)
     frames = read_frame_list(eval_list)
     gt = load_gt(annotation_root, frames, wnid_to_index(wnids), cache_file=cache_file)
     dets = read_detections(det_path)
@@ -757,7 +769,9 @@ def main(argv=None):
     parser.add_argument("--eval-list", required=True,
                         help="frame list ('frame_path frame_id') or video list ('video_dir start 0 n')")
     parser.add_argument("--annotations", required=True, help="annotation root, e.g. data/ILSVRC2015/Annotations/VID")
-    parser.add_argument("--classes", default="imagenet_vid", help="registered class list name")
+    parser.add_argument("--classes", default="imagenet_vid",
+                        help="registered class list name (imagenet_vid, synthetic_vid) or the yaml config of a dataset "
+                             "of your own (its dataset.CLASSES)")
     parser.add_argument("--out", default=None, help="eval.json path (default: next to --dets)")
     parser.add_argument("--cache", default=None, help="optional ground-truth cache pickle")
     parser.add_argument("--no-motion", action="store_true", help="skip the motion-specific mAP")
@@ -766,8 +780,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.dets)), "eval.json")
     try:
-        from lib.dataset.vid_classes import get_class_list
-        names, _ = get_class_list(args.classes)
+        names, _ = resolve_classes(args.classes)
         result = evaluate_det_file(args.dets, args.eval_list, args.annotations, classes=args.classes,
                                    cache_file=args.cache, motion=not args.no_motion)
     except (FileNotFoundError, ValueError, KeyError) as exc:

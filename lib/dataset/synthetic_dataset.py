@@ -12,6 +12,9 @@ class SyntheticVID(ImageNetVID):
     def __init__(self, image_set, root_path, dataset_path, cfg=None):
         """With a cfg the dataset is (re)generated to match cfg.dataset.SYNTHETIC; without one an
         existing dataset is used as it is and a missing one is generated with the defaults."""
+        if cfg is not None and cfg.dataset.get('CLASSES'):
+            raise ValueError("dataset.CLASSES is for a dataset of your own (dataset.dataset: ImageNetVID); the "
+                             "synthetic dataset has its own classes: leave dataset.CLASSES empty")
         if cfg is not None:
             ensure_dataset(dataset_path, **dict(cfg.dataset.SYNTHETIC))
         elif not os.path.isfile(os.path.join(dataset_path, META_FILE)):

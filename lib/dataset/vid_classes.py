@@ -3,7 +3,8 @@
 Index 0 is always the background. ImageNet VID has 30 object classes; the order and the WNIDs are
 those of the official code (``dff_spec.md`` section 5.2). Other datasets (e.g. a synthetic one used by
 the smoke tests) add theirs with :func:`register_class_list`; :func:`get_class_list` looks a list up by
-name (this is what the evaluation CLI's ``--classes`` option takes).
+name (this is what the evaluation CLI's ``--classes`` option takes). A user's own dataset in the ILSVRC
+layout lists its classes in the config instead (``dataset.CLASSES``, :func:`dataset_classes`).
 """
 
 from typing import Dict, Sequence, Tuple
@@ -31,13 +32,7 @@ IMAGENET_VID_WNIDS: Tuple[str, ...] = (
 CLASS_LISTS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {}
 
 
-def register_class_list(name: str, names: Sequence[str], wnids: Sequence[str] = None,
-                        overwrite: bool = False) -> None:
-    """Register a class list under ``name``.
-
-    ``names`` (and ``wnids``, the annotation-file labels; defaults to ``names``) must have the same
-    length and start with ``'__background__'``; entries must be unique.
-    """
+def _checked(name, names, wnids):
     names = tuple(str(n) for n in names)
     wnids = names if wnids is None else tuple(str(w) for w in wnids)
     if len(names) != len(wnids):
@@ -47,7 +42,19 @@ def register_class_list(name: str, names: Sequence[str], wnids: Sequence[str] = 
                          f"one object class")
     for what, seq in (("names", names), ("WNIDs", wnids)):
         if len(set(seq)) != len(seq):
-            raise ValueError(f"class list {name!r}: duplicate {what}")
+            dup = sorted({x for x in seq if seq.count(x) > 1})
+            raise ValueError(f"class list {name!r}: duplicate {what} {dup}")
+    return names, wnids
+
+
+def register_class_list(name: str, names: Sequence[str], wnids: Sequence[str] = None,
+                        overwrite: bool = False) -> None:
+    """Register a class list under ``name``.
+
+    ``names`` (and ``wnids``, the annotation-file labels; defaults to ``names``) must have the same
+    length and start with ``'__background__'``; entries must be unique.
+    """
+    names, wnids = _checked(name, names, wnids)
     if name in CLASS_LISTS and not overwrite and CLASS_LISTS[name] != (names, wnids):
         raise ValueError(f"class list {name!r} is already registered with different content")
     CLASS_LISTS[name] = (names, wnids)
@@ -59,6 +66,37 @@ def get_class_list(name: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         return CLASS_LISTS[name]
     except KeyError:
         raise KeyError(f"unknown class list {name!r}; registered: {sorted(CLASS_LISTS)}") from None
+
+
+def class_list_from_entries(entries, where="dataset.CLASSES"):
+    """(names, wnids), background first, from config entries: a label string (the annotation files'
+    <name>, used as the class name too) or a pair [label, name]."""
+    names, wnids = [BACKGROUND], [BACKGROUND]
+    for k, e in enumerate(entries):
+        if isinstance(e, str) and e.strip():
+            label = name = e.strip()
+        elif isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(x, str) and x.strip() for x in e):
+            label, name = e[0].strip(), e[1].strip()
+        else:
+            raise ValueError(f"{where}[{k}] = {e!r}: expected a label (the annotation files' <name>) or a pair "
+                             f"[label, class name]")
+        if BACKGROUND in (label, name):
+            raise ValueError(f"{where}[{k}]: {BACKGROUND!r} is implied (index 0); list the object classes only")
+        names.append(name)
+        wnids.append(label)
+    return _checked(where, names, wnids)
+
+
+def dataset_classes(cfg, default: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """(names, wnids) of a dataset: cfg.dataset.CLASSES when given, else the registered list ``default``;
+    checked against cfg.dataset.NUM_CLASSES (which sizes the network's classifier)."""
+    entries = list(cfg.dataset.get("CLASSES") or []) if cfg is not None else []
+    names, wnids = class_list_from_entries(entries) if entries else get_class_list(default)
+    if cfg is not None and len(names) != int(cfg.dataset.NUM_CLASSES):
+        source = f"dataset.CLASSES ({len(entries)} classes)" if entries else f"the {default!r} class list"
+        raise ValueError(f"dataset.NUM_CLASSES = {cfg.dataset.NUM_CLASSES} but {source} gives {len(names)} "
+                         f"classes with the background: set NUM_CLASSES to {len(names)}")
+    return names, wnids
 
 
 def wnid_to_index(wnids: Sequence[str]) -> Dict[str, int]:

@@ -158,15 +158,14 @@ def prepare_frame(im, cfg):
 # classes, post-processing, drawing
 
 def class_names_from_cfg(cfg):
-    """Class names (background first) of cfg.dataset.dataset, from the imdb class's registered class list;
-    the dataset itself is neither loaded nor generated."""
+    """Class names (background first) of the config's dataset: dataset.CLASSES, else the imdb class's
+    registered class list; the dataset itself is neither loaded nor generated."""
     from lib.dataset.loader import get_imdb_class
-    from lib.dataset.vid_classes import get_class_list
-    names = get_class_list(get_imdb_class(cfg.dataset.dataset).class_list)[0]
-    if len(names) != int(cfg.dataset.NUM_CLASSES):
-        raise DemoInputError(f"dataset.NUM_CLASSES = {cfg.dataset.NUM_CLASSES} but {cfg.dataset.dataset} has "
-                             f"{len(names)} classes (background included)")
-    return list(names)
+    from lib.dataset.vid_classes import dataset_classes
+    try:
+        return list(dataset_classes(cfg, get_imdb_class(cfg.dataset.dataset).class_list)[0])
+    except ValueError as e:
+        raise DemoInputError(str(e)) from None
 
 
 def demo_postprocess(scores, boxes, cfg, thresh):
