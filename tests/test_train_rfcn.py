@@ -41,9 +41,28 @@ def test_torchrun_two_processes_equal_accumulation_two(tmp_path):
     fresh = RFCN(update_from_list(load_config(os.path.join(ROOT, CFG)), ['TRAIN.NUM_WORKERS=0'])).state_dict()
     moved = max(float((init[k] - fresh[k]).abs().max()) for k in fresh if fresh[k].is_floating_point())
     assert moved > 1e-4
-    # the log has the loss terms
+    # the log has the loss terms, averaged over the processes: 2 processes of 1 image log what 1 process
+    # accumulating the same 2 images logs
     log = open(os.path.join(_train_dir(a), 'train.log')).read()
     assert 'rpn_cls_loss=' in log and 'rcnn_bbox_loss=' in log
+    rec_a, rec_b = ([json.loads(line) for line in open(os.path.join(_train_dir(x), 'train_log.jsonl'))] for x in (a, b))
+    assert [r['global_update'] for r in rec_a] == [r['global_update'] for r in rec_b] == [1, 2, 3]
+    for ra, rb in zip(rec_a, rec_b):
+        assert set(ra['losses']) == {'rpn_cls_loss', 'rpn_bbox_loss', 'rcnn_cls_loss', 'rcnn_bbox_loss'}
+        for k in ra['losses']:
+            assert ra['losses'][k] == pytest.approx(rb['losses'][k], rel=1e-3, abs=1e-5), k
+    # tools/analyze_train_log.py: per-epoch means of both runs side by side, from the JSON and the text log
+    proc = subprocess.run([sys.executable, 'tools/analyze_train_log.py', _train_dir(a),
+                           os.path.join(_train_dir(b), 'train.log')], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.strip().splitlines()
+    assert len(rows) == 4 and rows[0].startswith('| epoch | run | rpn_cls_loss |')
+    mean = sum(r['losses']['rcnn_cls_loss'] for r in rec_a) / 3
+    assert rows[2].startswith('| 0 | DET_train_30classes_VID_train_15frames |') and f'{mean:.4f}' in rows[2]
+    assert rows[3].startswith(f"| 0 | {os.path.join(_train_dir(b), 'train.log')} |")
+    bad = subprocess.run([sys.executable, 'tools/analyze_train_log.py', str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and 'no train_log.jsonl or train.log' in bad.stderr
 
 
 @pytest.mark.slow

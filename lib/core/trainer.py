@@ -10,7 +10,11 @@
   <prefix>-last.pth every TRAIN.CHECKPOINT_ITERS updates and after each epoch, holding model, optimizer,
   schedule position and RNG states. resume=True continues from <prefix>-last.pth exactly where it stopped:
   the data order is a function of (seed, epoch) and every per-item random choice of (seed, epoch, index).
+- Logs every default.frequent updates: train.log (the original's Speedometer line) and train_log.jsonl (the
+  same as JSON), the loss terms averaged over those updates and over all processes
+  (tools/analyze_train_log.py summarises and compares runs).
 """
+import json
 import os
 import random
 import time
@@ -126,6 +130,7 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
     max_iters = int(cfg.TRAIN.MAX_ITERS)
     accumulate = int(cfg.TRAIN.ACCUMULATE_GRAD)
     log_file = open(os.path.join(output_dir, 'train.log'), 'a') if rank == 0 else None
+    json_file = open(os.path.join(output_dir, 'train_log.jsonl'), 'a') if rank == 0 else None
     model.train()
     done = False
     while epoch < int(cfg.TRAIN.end_epoch) and not done:
@@ -133,6 +138,7 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
         bar = tqdm(total=order.updates_per_epoch, initial=start_update, desc=f'epoch {epoch}', unit='upd',
                    disable=rank != 0, mininterval=2, leave=False)
         update, micro, sums, tic = start_update, 0, {}, time.time()
+        window, window_n = {}, 0  # loss sums since the last log line
         for batch in loader:
             batch = {k: (v.to(dev) if torch.is_tensor(v) else [x.to(dev) if torch.is_tensor(x) else x for x in v]
                          if isinstance(v, list) else v) for k, v in batch.items()}
@@ -158,16 +164,30 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
             opt.zero_grad(set_to_none=True)
             update += 1
             global_update += 1
+            for k, v in sums.items():
+                window[k] = window.get(k, 0.0) + v / accumulate
+            window_n += 1
             if rank == 0:
                 bar.update(1)
                 bar.set_postfix({k.replace('_loss', ''): f'{v / accumulate:.3f}' for k, v in sums.items()}, refresh=False)
-                if update % int(cfg.default.frequent) == 0 or update == order.updates_per_epoch:
-                    speed = ipu * int(cfg.default.frequent) / max(time.time() - tic, 1e-9)
+            if update % int(cfg.default.frequent) == 0 or update == order.updates_per_epoch:
+                # the mean over the updates since the last line and over all processes (the original's metrics
+                # covered every GPU and reset at each Speedometer line); every rank takes part in the gather
+                means = {k: v / window_n for k, v in window.items()}
+                if world > 1:
+                    parts = dist.all_gather_object(means)
+                    means = {k: sum(p[k] for p in parts) / len(parts) for k in means}
+                if rank == 0:
+                    speed = ipu * window_n / max(time.time() - tic, 1e-9)
                     line = (f'Epoch[{epoch}] Batch [{update}]\tSpeed: {speed:.2f} samples/sec\tlr={lr:.3g}\t'
-                            + '\t'.join(f'{k}={v / accumulate:.4f}' for k, v in sums.items()))
+                            + '\t'.join(f'{k}={v:.4f}' for k, v in means.items()))
                     log_file.write(line + '\n')
                     log_file.flush()
-                    tic = time.time()
+                    json_file.write(json.dumps({'epoch': epoch, 'update': update, 'global_update': global_update,
+                                                'lr': lr, 'samples_per_sec': round(speed, 3), 'updates': window_n,
+                                                'losses': means}) + '\n')
+                    json_file.flush()
+                window, window_n, tic = {}, 0, time.time()
             sums = {}
             stop = max_iters and global_update >= max_iters
             every = int(cfg.TRAIN.CHECKPOINT_ITERS)
@@ -187,6 +207,7 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
         dist.barrier()
     if log_file:
         log_file.close()
+        json_file.close()
     return model
 
 

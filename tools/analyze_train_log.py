@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Summarise and compare training runs from their logs: per epoch, the mean of every loss term (weighted by
+the updates each log line covers), the last lr and the mean speed.
+
+    python tools/analyze_train_log.py RUN [RUN ...]
+
+RUN: a training output folder (holding train_log.jsonl or train.log) or one of those files. With several
+runs, each epoch has a row per run (e.g. 4 GPUs against 1 GPU with ACCUMULATE_GRAD 4), named by the folder
+(the path as given where two folders share a name).
+"""
+import argparse
+import json
+import os
+import re
+import sys
+from collections import OrderedDict
+
+_LINE = re.compile(r'^Epoch\[(\d+)\] Batch \[(\d+)\]\tSpeed: ([\d.]+) samples/sec\tlr=([^\t]+)\t?(.*)$')
+
+
+def read_log(path):
+    """Records {epoch, update, lr, samples_per_sec, updates, losses} of a run (folder or file)."""
+    if os.path.isdir(path):
+        for name in ('train_log.jsonl', 'train.log'):
+            if os.path.isfile(os.path.join(path, name)):
+                path = os.path.join(path, name)
+                break
+        else:
+            raise FileNotFoundError(f"{path}: no train_log.jsonl or train.log in this folder")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"training log not found: {path}")
+    records = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip('\n')
+            if not line.strip():
+                continue
+            if path.endswith('.jsonl'):
+                try:
+                    records.append(json.loads(line))
+                except ValueError as e:
+                    raise ValueError(f"{path}:{lineno}: not a JSON record ({e})") from None
+                continue
+            m = _LINE.match(line)
+            if not m:
+                continue  # other lines (messages) are allowed in train.log
+            losses = OrderedDict()
+            for item in filter(None, m.group(5).split('\t')):
+                k, _, v = item.partition('=')
+                try:
+                    losses[k] = float(v)
+                except ValueError:
+                    raise ValueError(f"{path}:{lineno}: loss term {item!r} is not name=number") from None
+            # train.log does not say how many updates a line covers: the distance to the previous line
+            prev = records[-1]['update'] if records and records[-1]['epoch'] == int(m.group(1)) else 0
+            records.append({'epoch': int(m.group(1)), 'update': int(m.group(2)), 'lr': float(m.group(4)),
+                            'samples_per_sec': float(m.group(3)), 'updates': int(m.group(2)) - prev,
+                            'losses': losses})
+    if not records:
+        raise ValueError(f"{path}: no log lines (Epoch[..] Batch [..] ...) found")
+    return records
+
+
+def per_epoch(records):
+    """{epoch: {'losses': {term: weighted mean}, 'lr': last lr, 'speed': mean samples/sec, 'updates': n}}."""
+    out = OrderedDict()
+    for r in records:
+        e = out.setdefault(r['epoch'], {'sums': OrderedDict(), 'updates': 0, 'speed': [], 'lr': None})
+        n = max(int(r.get('updates', 1)), 1)
+        for k, v in r['losses'].items():
+            e['sums'][k] = e['sums'].get(k, 0.0) + v * n
+        e['updates'] += n
+        e['speed'].append(float(r['samples_per_sec']))
+        e['lr'] = r['lr']
+    return OrderedDict((ep, {'losses': OrderedDict((k, v / e['updates']) for k, v in e['sums'].items()),
+                             'lr': e['lr'], 'speed': sum(e['speed']) / len(e['speed']), 'updates': e['updates']})
+                       for ep, e in out.items())
+
+
+def table(runs):
+    """Markdown table: a row per epoch and run (runs side by side within an epoch): loss means, lr, speed."""
+    terms = []
+    for summary in runs.values():
+        for e in summary.values():
+            terms += [k for k in e['losses'] if k not in terms]
+    head = ['epoch'] + (['run'] if len(runs) > 1 else []) + terms + ['lr', 'samples/s']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for ep in sorted({ep for s in runs.values() for ep in s}):
+        for name, summary in runs.items():
+            e = summary.get(ep)
+            if e is None:
+                continue
+            row = [str(ep)] + ([name] if len(runs) > 1 else [])
+            row += [f"{e['losses'][t]:.4f}" if t in e['losses'] else '' for t in terms]
+            row += [f"{e['lr']:.3g}", f"{e['speed']:.1f}"]
+            lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('runs', nargs='+', help='training output folders or log files')
+    args = ap.parse_args(argv)
+    runs = OrderedDict()
+    for path in args.runs:
+        try:
+            summary = per_epoch(read_log(path))
+        except (FileNotFoundError, ValueError) as e:
+            print(f"analyze_train_log: {e}", file=sys.stderr)
+            return 2
+        name = os.path.basename(os.path.normpath(path if os.path.isdir(path) else os.path.dirname(path))) or path
+        runs[name if name not in runs else path] = summary
+    print(table(runs))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
