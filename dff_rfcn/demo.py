@@ -13,8 +13,9 @@ Key frames: frame 0 and every --key-interval frames after it (default TEST.KEY_F
 position in the frame order (frame-number order for a folder); a key frame is its own key image.
 Post-processing as the original: per-class NMS 0.3 on all boxes, detections with score > --thresh
 (0.7). Prints the detector time per frame (network + box decoding), key and non-key frames apart, and
-their averages after 2 warm-up frames. Shared logic and the differences from the original:
-lib/utils/demo.py.
+their averages after 2 warm-up frames. --batch: the original demo_batch.py, one forward per chunk of
+key-interval frames (1 key + the others, DFF.detect_batch; time per frame = chunk time / frames in it).
+Shared logic and the differences from the original: lib/utils/demo.py.
 """
 import os
 import sys
@@ -24,6 +25,9 @@ if __package__ in (None, ''):  # run as a script: the repository root on the pat
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
     sys.path.insert(0, os.path.dirname(_HERE))
 
+import torch  # noqa: E402
+
+from lib.model.detection import im_detect_boxes  # noqa: E402
 from lib.utils.checkpoint import load_model_weights  # noqa: E402
 from lib.utils.demo import DemoInputError, cli, demo_arg_parser, run_demo, setup  # noqa: E402
 from dff_rfcn.model import DFF  # noqa: E402
@@ -53,8 +57,18 @@ def main(argv=None):
         kind = 'key' if detector.stats['key'] > keys_before else 'non-key'
         return scores, boxes, kind, captured.get('flow')
 
+    @torch.no_grad()
+    def detect_chunk(indices, data, im_info):
+        """demo_batch.py: a chunk starts at a key frame; the key and the other frames in one forward."""
+        captured.clear()
+        scores, boxes = im_detect_boxes(model.detect_batch(data[:1], data[1:], im_info), im_info)
+        flows = captured.get('flow')
+        return [(s, b, 'batch', None if (k == 0 or flows is None) else flows[k - 1:k])
+                for k, (s, b) in enumerate(zip(scores, boxes))]
+
     flow_dir = os.path.join(args.output, 'flow') if args.show_flow else None
-    summary = run_demo(args, cfg, device, class_names, source, detect, name='dff demo', flow_dir=flow_dir)
+    summary = run_demo(args, cfg, device, class_names, source, detect, name='dff demo', flow_dir=flow_dir,
+                       detect_chunk=detect_chunk, chunk_size=interval if args.batch else None)
     summary['key_interval'] = interval
     return summary
 

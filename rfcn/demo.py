@@ -8,7 +8,8 @@ or a video, boxes with 'class score' drawn on the frames, written as <output>/<s
 
 Post-processing as the original: per-class NMS 0.3 on all boxes, detections with score > --thresh
 (0.7). Prints the detector time per frame (network + box decoding) and the average after 2 warm-up
-frames. Shared logic and the differences from the original: lib/utils/demo.py.
+frames. --batch: the original demo_batch.py, 10 frames per forward (time per frame = batch time / 10).
+Shared logic and the differences from the original: lib/utils/demo.py.
 """
 import os
 import sys
@@ -25,6 +26,8 @@ from lib.utils.checkpoint import load_model_weights  # noqa: E402
 from lib.utils.demo import cli, demo_arg_parser, run_demo, setup  # noqa: E402
 from rfcn.model import RFCN  # noqa: E402
 
+BATCH_FRAMES = 10  # the original rfcn/demo_batch.py: batches of 10 frames
+
 
 def main(argv=None):
     args = demo_arg_parser(__doc__).parse_args(argv)
@@ -38,7 +41,13 @@ def main(argv=None):
         scores, boxes = im_detect_boxes(model.detect(data, im_info), im_info)
         return scores[0], boxes[0], 'frame', None
 
-    return run_demo(args, cfg, device, class_names, source, detect, name='rfcn demo')
+    @torch.no_grad()
+    def detect_chunk(indices, data, im_info):  # demo_batch.py: the frames of a chunk in one forward
+        scores, boxes = im_detect_boxes(model.detect(data, im_info), im_info)
+        return [(s, b, 'frame', None) for s, b in zip(scores, boxes)]
+
+    return run_demo(args, cfg, device, class_names, source, detect, name='rfcn demo', detect_chunk=detect_chunk,
+                    chunk_size=BATCH_FRAMES if args.batch else None)
 
 
 if __name__ == '__main__':

@@ -232,6 +232,38 @@ def test_dff_default_interval_and_rfcn_demo_on_folder(dff_checkpoint, rfcn_check
         np.testing.assert_allclose(d['detections'][i], r['detections'][i], rtol=1e-5, atol=1e-3)
 
 
+def test_batch_demos_detect_what_the_frame_by_frame_demos_detect(dff_checkpoint, rfcn_checkpoint, frames_dir,
+                                                                  tmp_path):
+    """--batch (the original demo_batch.py): DFF in chunks of key-interval frames (1 key + the others in one
+    forward, the last chunk shorter), R-FCN in chunks of 10; the same detections and flow images as frame by
+    frame, each frame credited its chunk's time / frames, the first chunk left out as the warm-up."""
+    from dff_rfcn.demo import main as dff_main
+    from rfcn.demo import main as rfcn_main
+    one = dff_main(_argv(dff_checkpoint, frames_dir, tmp_path / 'one', '--thresh', '0.1', '--key-interval', '5',
+                         '--show-flow'))
+    bat = dff_main(_argv(dff_checkpoint, frames_dir, tmp_path / 'bat', '--thresh', '0.1', '--key-interval', '5',
+                         '--show-flow', '--batch'))
+    assert bat['frames'] == one['frames'] and set(bat['kinds']) == {'batch'}
+    assert sorted(os.listdir(tmp_path / 'bat' / 'flow')) == sorted(os.listdir(tmp_path / 'one' / 'flow'))
+    for a, b in zip(one['detections'], bat['detections']):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-2)
+    t = bat['times']
+    assert t[0] == t[4] and t[5] == t[9] and t[10] == t[11] and t[0] != t[5]  # chunks 0-4, 5-9, 10-11
+    assert bat['timer'].count() == NUM_FRAMES - 5
+    r1 = rfcn_main(_argv(rfcn_checkpoint, frames_dir, tmp_path / 'r1', '--thresh', '0.1'))
+    rb = rfcn_main(_argv(rfcn_checkpoint, frames_dir, tmp_path / 'rb', '--thresh', '0.1', '--batch'))
+    assert rb['frames'] == r1['frames'] and len(set(rb['times'][:10])) == 1 and rb['timer'].count() == 2
+    for a, b in zip(r1['detections'], rb['detections']):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-2)
+    mixed = tmp_path / 'mixed'
+    mixed.mkdir()
+    cv2.imwrite(str(mixed / '1.png'), np.zeros((100, 200, 3), np.uint8))
+    cv2.imwrite(str(mixed / '2.png'), np.zeros((200, 100, 3), np.uint8))
+    with pytest.raises(D.DemoInputError, match=r'--batch needs frames of one size; 1 \.\. 2'):
+        rfcn_main(_argv(rfcn_checkpoint, str(mixed), tmp_path / 'rm', '--batch'))
+
+
 def test_scripts_run_from_the_command_line(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1')
     env.pop('PYTHONPATH', None)

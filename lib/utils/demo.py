@@ -21,7 +21,8 @@ suppressed by a higher-scoring one, which is above the threshold too. There is n
 
 Timing (spec 6.3): only the detector call (network forward + box decoding, with a CUDA synchronisation
 on a GPU) is timed; image reading, preprocessing, NMS, drawing and writing are not. Averages leave out
-the first two frames (warm-up).
+the first two frames (warm-up). With --batch (the original demo_batch.py: one forward per chunk of frames)
+each frame is credited the chunk's time divided by its frames, and the first chunk is the warm-up.
 """
 import argparse
 import collections
@@ -335,6 +336,9 @@ def demo_arg_parser(description, dff=False):
                        help='key frame every N frames, from frame 0 (default TEST.KEY_FRAME_INTERVAL)')
         p.add_argument('--show-flow', action='store_true',
                        help='also write the flow of every non-key frame as <output>/flow/<stem>.png')
+    p.add_argument('--batch', action='store_true',
+                   help=('the original demo_batch.py: chunks of key-interval frames (1 key + the others) in one forward'
+                         if dff else 'the original demo_batch.py: chunks of 10 frames in one forward'))
     p.add_argument('--quiet', action='store_true', help='no per-frame line')
     p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides')
     return p
@@ -353,40 +357,72 @@ def setup(args):
     return cfg, device, class_names_from_cfg(cfg), source
 
 
-def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_dir=None):
-    """The per-frame loop over the FrameSource `source`. `detect(frame_index, data, im_info)` (timed) returns
-    (scores (R, C), boxes (R, 4k), kind, flow or None): boxes in original-frame pixels, flow as
-    FlowNet's output (written as a colour image to flow_dir/<stem>.png when flow_dir is given).
+def _chunks(frames, size):
+    """Lists of up to `size` consecutive frames."""
+    chunk = []
+    for frame in frames:
+        chunk.append(frame)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_dir=None, detect_chunk=None,
+             chunk_size=None):
+    """The loop over the FrameSource `source`, frame by frame or, with detect_chunk and chunk_size, chunk by
+    chunk (the original demo_batch.py).
+
+    `detect(frame_index, data, im_info)` (timed) returns (scores (R, C), boxes (R, 4k), kind, flow or None):
+    boxes in original-frame pixels, flow as FlowNet's output (written as a colour image to
+    flow_dir/<stem>.png when flow_dir is given). `detect_chunk(frame_indices, data (n, 3, H, W),
+    im_info (n, 3))` (timed as a whole; each frame is credited chunk time / n, kind 'batch', the first chunk
+    is the warm-up) returns such a tuple per frame; the frames of a chunk must have the same size.
     Returns a summary dict: frames (stems in order), kinds, paths, flow_paths, times, timer."""
     writer = DetectionWriter(args.output, args.mp4, source.fps)
     if flow_dir:
         os.makedirs(flow_dir, exist_ok=True)
-    timer = DemoTimer()
+    batched = detect_chunk is not None and chunk_size
+    timer = DemoTimer(warmup=int(chunk_size) if batched else WARMUP_FRAMES)
     summary = {'frames': [], 'kinds': [], 'paths': [], 'flow_paths': [], 'detections': [], 'times': []}
     stride = int(cfg.network.RCNN_FEAT_STRIDE)
     try:
-        for frame in source:
-            data, im_info = prepare_frame(frame.image, cfg)
-            data = data.unsqueeze(0).to(device)
-            im_info_t = torch.from_numpy(im_info[None]).to(device)
-            (scores, boxes, kind, flow), seconds = timed_call(detect, device, frame.index, data, im_info_t)
-            timer.add(kind, seconds)
-            dets = demo_postprocess(scores, boxes, cfg, args.thresh)
-            summary['paths'].append(writer.write(frame.stem, draw_detections(frame.image, dets, class_names)))
-            if flow_dir and flow is not None:
-                size = (frame.image.shape[1], frame.image.shape[0])
-                path = os.path.join(flow_dir, f'{frame.stem}.png')
-                write_image(path, flow_to_color(flow_to_image_pixels(flow, im_info, stride, size)))
-                summary['flow_paths'].append(path)
-            summary['frames'].append(frame.stem)
-            summary['kinds'].append(kind)
-            summary['detections'].append(dets)
-            summary['times'].append(seconds)
-            if not getattr(args, 'quiet', False):
-                avg = timer.average(kind)
-                print(f'[{name}] frame {frame.index} {frame.stem} {kind}: {seconds:.4f} s '
-                      f'(average {kind} {"-" if avg is None else f"{avg:.4f} s"}), {len(dets)} detections',
-                      flush=True)
+        for chunk in _chunks(source, int(chunk_size) if batched else 1):
+            prepared = [prepare_frame(frame.image, cfg) for frame in chunk]
+            if batched:
+                shapes = {tuple(d.shape) for d, _ in prepared}
+                if len(shapes) > 1:
+                    raise DemoInputError(f"--batch needs frames of one size; {chunk[0].stem} .. {chunk[-1].stem} "
+                                         f"resize to {sorted(shapes)}")
+                data = torch.stack([d for d, _ in prepared]).to(device)
+                im_info_t = torch.from_numpy(np.stack([i for _, i in prepared])).to(device)
+                results, seconds = timed_call(detect_chunk, device, [f.index for f in chunk], data, im_info_t)
+                results = [(sc, bx, 'batch', fl) for sc, bx, _, fl in results]
+                seconds = seconds / len(chunk)
+            else:
+                data = prepared[0][0].unsqueeze(0).to(device)
+                im_info_t = torch.from_numpy(prepared[0][1][None]).to(device)
+                result, seconds = timed_call(detect, device, chunk[0].index, data, im_info_t)
+                results = [result]
+            for frame, (_, im_info), (scores, boxes, kind, flow) in zip(chunk, prepared, results):
+                timer.add(kind, seconds)
+                dets = demo_postprocess(scores, boxes, cfg, args.thresh)
+                summary['paths'].append(writer.write(frame.stem, draw_detections(frame.image, dets, class_names)))
+                if flow_dir and flow is not None:
+                    size = (frame.image.shape[1], frame.image.shape[0])
+                    path = os.path.join(flow_dir, f'{frame.stem}.png')
+                    write_image(path, flow_to_color(flow_to_image_pixels(flow, im_info, stride, size)))
+                    summary['flow_paths'].append(path)
+                summary['frames'].append(frame.stem)
+                summary['kinds'].append(kind)
+                summary['detections'].append(dets)
+                summary['times'].append(seconds)
+                if not getattr(args, 'quiet', False):
+                    avg = timer.average(kind)
+                    print(f'[{name}] frame {frame.index} {frame.stem} {kind}: {seconds:.4f} s '
+                          f'(average {kind} {"-" if avg is None else f"{avg:.4f} s"}), {len(dets)} detections',
+                          flush=True)
     finally:
         writer.close()
     if not summary['frames']:
