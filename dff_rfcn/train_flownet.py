@@ -11,7 +11,8 @@ validation pairs (list mark 2), next to the EPE of predicting zero flow.
 
     python dff_rfcn/train_flownet.py --cfg experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml
 Writes <network.pretrained_flow>-<network.pretrained_epoch:04d>.pth (FlowNetS state dict, atomically),
-the file DFF training loads, and <that>.json with the EPE figures.
+the file DFF training loads, and <that>.json with the EPE figures; every FLOW_PRETRAIN.CHECKPOINT_ITERS
+iterations the resumable state <that minus .pth>-pretrain-last.pth (--resume continues from it).
 """
 import argparse
 import json
@@ -29,7 +30,7 @@ from tqdm import tqdm  # noqa: E402
 from dff_rfcn.flownet import FlowNetS  # noqa: E402
 from lib.config import load_config, update_from_list  # noqa: E402
 from lib.dataset.flying_chairs import FlyingChairs, read_split  # noqa: E402
-from lib.utils.checkpoint import save_state_dict  # noqa: E402
+from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict  # noqa: E402
 
 
 def multiscale_loss(preds, flow_gt, weights, div_flow):
@@ -78,8 +79,17 @@ def output_path(cfg):
     return f'{prefix}-{int(cfg.network.pretrained_epoch):04d}.pth'
 
 
-def pretrain_flownet(cfg, log=print):
-    """Train FlowNetS per cfg.FLOW_PRETRAIN; returns (path of the weights, EPE figures)."""
+def state_path(cfg):
+    """Where pretraining keeps its resumable state (every FLOW_PRETRAIN.CHECKPOINT_ITERS iterations)."""
+    return output_path(cfg)[:-4] + '-pretrain-last.pth'
+
+
+def pretrain_flownet(cfg, log=print, resume=False):
+    """Train FlowNetS per cfg.FLOW_PRETRAIN; returns (path of the weights, EPE figures). Every
+    FLOW_PRETRAIN.CHECKPOINT_ITERS iterations the whole state (weights, Adam, lr schedule, data order) is
+    written atomically to state_path(cfg); resume=True continues from it to the same weights an
+    uninterrupted run gives (the interrupted epoch's order is replayed: its finished batches are read and
+    skipped)."""
     p = cfg.FLOW_PRETRAIN
     device = 'cuda' if cfg.device in ('cuda', 'auto') and torch.cuda.is_available() else 'cpu'
     torch.manual_seed(int(cfg.seed))
@@ -101,15 +111,34 @@ def pretrain_flownet(cfg, log=print):
     opt = torch.optim.Adam(params, lr=float(p.lr), betas=(0.9, 0.999), weight_decay=float(p.wd))
     steps = [int(s) for s in str(p.lr_step).split(',') if s.strip()]
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, steps, gamma=0.5)
-    max_iters, div = int(p.max_iters), float(p.div_flow)
-    before = evaluate(net, val_loader, div, device)
+    max_iters, div, every = int(p.max_iters), float(p.div_flow), int(p.CHECKPOINT_ITERS)
+    it, skip, spent = 0, 0, 0.0
+    last = state_path(cfg)
+    if resume and os.path.isfile(last):
+        ck = load_checkpoint(last)
+        net.load_state_dict(ck['model'])
+        opt.load_state_dict(ck['optimizer'])
+        sched.load_state_dict(ck['scheduler'])
+        g.set_state(ck['generator'])
+        train_set.epoch, it, skip = ck['epoch'] - 1, ck['iteration'], ck['batch_in_epoch']
+        before, spent = ck['before'], ck['seconds']
+        log(f"resumed FlowNet pretraining from {last}: iteration {it} of {max_iters}")
+    else:
+        if resume:
+            log(f"--resume: no {last} yet, starting from scratch")
+        before = evaluate(net, val_loader, div, device)
     log(f"FlowNet pretraining on {p.dataset_path}: {len(train_set)} train / {len(val_set)} val pairs, "
         f"{max_iters} iterations of {p.batch_size}; zero-flow EPE {before['zero_flow_epe']:.3f} px")
-    it, tic = 0, time.time()
-    bar = tqdm(total=max_iters, desc='flownet', unit='it', mininterval=2)
+    tic = time.time()
+    bar = tqdm(total=max_iters, initial=it, desc='flownet', unit='it', mininterval=2)
     while it < max_iters:
         train_set.epoch += 1
+        epoch_start = g.get_state()  # the loader draws this epoch's order from g when it starts
+        pos = 0
         for cur, key, flow in train_loader:
+            pos += 1
+            if pos <= skip:
+                continue
             cur, key, flow = cur.to(device), key.to(device), flow.to(device)
             _, _, preds = net(cur, key, multiscale=True)
             loss = multiscale_loss(preds, flow, p.loss_weights, div)
@@ -121,11 +150,17 @@ def pretrain_flownet(cfg, log=print):
             bar.update(1)
             if it % int(p.frequent) == 0:
                 bar.set_postfix(loss=f'{float(loss.detach()):.4f}', refresh=False)
+            if every and it % every == 0 and it < max_iters:
+                save_checkpoint(last, {'model': net.state_dict(), 'optimizer': opt.state_dict(),
+                                       'scheduler': sched.state_dict(), 'generator': epoch_start,
+                                       'epoch': train_set.epoch, 'batch_in_epoch': pos, 'iteration': it,
+                                       'before': before, 'seconds': spent + time.time() - tic})
             if it >= max_iters:
                 break
+        skip = 0
     bar.close()
     result = evaluate(net, val_loader, div, device)
-    result.update(initial_epe=before['epe'], iterations=max_iters, seconds=round(time.time() - tic, 1))
+    result.update(initial_epe=before['epe'], iterations=max_iters, seconds=round(spent + time.time() - tic, 1))
     path = output_path(cfg)
     save_state_dict(path, {k: v.cpu() for k, v in net.state_dict().items()})
     with open(path[:-4] + '.json', 'w') as f:
@@ -139,13 +174,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--cfg', required=True)
     ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
+    ap.add_argument('--resume', action='store_true', help='continue from the last FLOW_PRETRAIN.CHECKPOINT_ITERS state')
     args = ap.parse_args(argv)
     cfg = update_from_list(load_config(args.cfg), args.set)
     if cfg.dataset.dataset == 'SyntheticVID' and os.path.abspath(cfg.FLOW_PRETRAIN.dataset_path).startswith(
             os.path.abspath(cfg.dataset.dataset_path)):
         from lib.dataset.synthetic_vid import ensure_dataset  # the embedded default: generate on first use
         ensure_dataset(cfg.dataset.dataset_path, **dict(cfg.dataset.SYNTHETIC))
-    pretrain_flownet(cfg)
+    pretrain_flownet(cfg, resume=args.resume)
 
 
 if __name__ == '__main__':

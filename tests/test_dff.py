@@ -347,6 +347,45 @@ def test_flownet_pretraining_writes_weights_that_dff_loads(flow_pairs, tmp_path)
     torch.testing.assert_close(model.flownet.conv3.weight, state['conv3.weight'])
 
 
+def test_flownet_pretraining_killed_and_resumed_ends_at_the_same_weights(flow_pairs, tmp_path, monkeypatch):
+    """32 train pairs in batches of 8 = 4 iterations per epoch; state saved every 5 iterations (epoch 2,
+    batch 1); a crash at iteration 7; --resume replays epoch 2's order, skips its first batch and ends where
+    an uninterrupted run of 9 iterations ends."""
+    import dff_rfcn.train_flownet as tf
+
+    def cfg_for(prefix, every):
+        return update_from_list(load_config(SYNTH_CFG), [
+            f'FLOW_PRETRAIN.dataset_path={flow_pairs}', f'network.pretrained_flow={prefix}', 'FLOW_PRETRAIN.max_iters=9',
+            'FLOW_PRETRAIN.batch_size=8', 'FLOW_PRETRAIN.num_workers=0', "FLOW_PRETRAIN.lr_step='6'",
+            f'FLOW_PRETRAIN.CHECKPOINT_ITERS={every}'])
+
+    ref_path, _ = tf.pretrain_flownet(cfg_for(str(tmp_path / 'ref'), 0), log=lambda *a: None)
+    assert not os.path.exists(tf.state_path(cfg_for(str(tmp_path / 'ref'), 0)))
+    cfg = cfg_for(str(tmp_path / 'run'), 5)
+    real_loss, calls = tf.multiscale_loss, []
+
+    def crashing_loss(*a, **k):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt('killed')
+        return real_loss(*a, **k)
+
+    monkeypatch.setattr(tf, 'multiscale_loss', crashing_loss)
+    with pytest.raises(KeyboardInterrupt):
+        tf.pretrain_flownet(cfg, log=lambda *a: None)
+    monkeypatch.setattr(tf, 'multiscale_loss', real_loss)
+    assert not os.path.exists(tf.output_path(cfg))
+    state = torch.load(tf.state_path(cfg), map_location='cpu', weights_only=False)
+    assert (state['iteration'], state['epoch'], state['batch_in_epoch']) == (5, 2, 1)
+    messages = []
+    path, result = tf.pretrain_flownet(cfg, log=messages.append, resume=True)
+    assert 'resumed FlowNet pretraining' in messages[0] and result['iterations'] == 9
+    ref, got = torch.load(ref_path, map_location='cpu'), torch.load(path, map_location='cpu')
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert json.load(open(ref_path[:-4] + '.json'))['epe'] == pytest.approx(result['epe'], rel=1e-5)
+
+
 def test_flownet_multiscale_loss_learns_the_flow_of_a_batch(flow_pairs):
     """The pretraining loss and its units: 100 Adam steps on one batch of 4 pairs bring that batch's
     full-resolution EPE from above the zero-flow EPE to well below it. (On held-out pairs this takes

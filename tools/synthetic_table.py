@@ -96,7 +96,7 @@ def main(argv=None):
     weights = flownet_path(dcfg)
     print(f'[2/6] FlowNet-S pretraining -> {weights}', flush=True)
     if not os.path.isfile(weights):
-        pretrain_flownet(dcfg)
+        pretrain_flownet(dcfg, resume=True)  # a killed pretraining continues where it stopped
     epe = json.load(open(weights[:-4] + '.json'))
     print('[3/6] frame baseline: train + test', flush=True)
     run('experiments/rfcn/rfcn_end2end_train_test.py', args.rfcn_cfg, rsets, '--resume')

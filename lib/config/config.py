@@ -163,6 +163,7 @@ def _defaults():
     config.FLOW_PRETRAIN.flip = True         # random horizontal flips of a pair (u negated)
     config.FLOW_PRETRAIN.num_workers = 2
     config.FLOW_PRETRAIN.frequent = 50
+    config.FLOW_PRETRAIN.CHECKPOINT_ITERS = 5000  # [port] resumable state every N iterations (0: none)
     return config
 
 
