@@ -81,5 +81,9 @@ def test_main_measures_a_flownet_and_runs_the_oracle_on_a_dff_checkpoint(tiny, t
     assert gt_dir == ['VID_val_videos_gt_flow']
     with open(os.path.join(tmp, 'output', 'synthetic_vid_cpu', gt_dir[0], 'eval.json')) as f:
         assert 'mAP' in json.load(f)
+    junk = tmp_path / 'junk.pth'
+    junk.write_bytes(b'not a checkpoint')
+    with pytest.raises(SystemExit, match='junk.pth could not be read'):
+        main(['--cfg', CFG, '--weights', str(junk), '--set', *sets])
     with pytest.raises(SystemExit, match='not found'):
         main(['--cfg', CFG, '--weights', str(tmp_path / 'missing.pth'), '--set', *sets])

@@ -11,8 +11,8 @@ and its key frame, exactly as the DFF test pairs them:
     python tools/synthetic_flow_eval.py --cfg experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml \
         [--weights DFF checkpoint or FlowNet weights] [--oracle] [--set KEY=VALUE ...]
 
---weights defaults to the config's trained DFF checkpoint (<prefix>-<end_epoch>.pth); a bare FlowNet state
-dict (dff_rfcn/train_flownet.py's output) is measured alone (no --oracle). This is how the README's
+--weights defaults to the config's trained DFF checkpoint (<prefix>-<end_epoch>.pth; an official DFF .params
+also loads); a bare FlowNet state dict (dff_rfcn/train_flownet.py's output) is measured alone (no --oracle). This is how the README's
 diagnosis was made: with generator v9's flow pairs FlowNet had learnt the camera's motion only.
 """
 import argparse
@@ -163,7 +163,10 @@ def main(argv=None):
     if not os.path.isfile(weights):
         sys.exit(f"synthetic_flow_eval: {weights} not found (train DFF first, or give --weights)")
     model = DFF(cfg)
-    state = torch.load(weights, map_location='cpu', weights_only=False)
+    try:
+        state = None if weights.endswith('.params') else torch.load(weights, map_location='cpu', weights_only=False)
+    except Exception as e:  # noqa: BLE001 - name the file that could not be read
+        sys.exit(f"synthetic_flow_eval: {weights} could not be read ({type(e).__name__}: {e})")
     is_flownet = isinstance(state, dict) and 'model' not in state and all(not k.startswith(('flownet.', 'feature.'))
                                                                          for k in state)
     if is_flownet:
@@ -174,7 +177,10 @@ def main(argv=None):
         if args.oracle:
             sys.exit("synthetic_flow_eval: --oracle needs a DFF checkpoint (detection heads), not FlowNet weights")
     else:
-        load_model_weights(model, weights)
+        try:
+            load_model_weights(model, weights)
+        except ValueError as e:
+            sys.exit(f"synthetic_flow_eval: {e}")
     model.eval()
     frames = make_imdb(cfg, cfg.dataset.test_image_set).test_frames()
     gt = GroundTruthFlow(cfg)
