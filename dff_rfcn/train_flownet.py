@@ -31,6 +31,7 @@ from dff_rfcn.flownet import FlowNetS  # noqa: E402
 from lib.config import load_config, update_from_list  # noqa: E402
 from lib.dataset.flying_chairs import FlyingChairs, read_split  # noqa: E402
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict  # noqa: E402
+from lib.utils.cli import run_cli  # noqa: E402
 
 
 def multiscale_loss(preds, flow_gt, weights, div_flow):
@@ -185,4 +186,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

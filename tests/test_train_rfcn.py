@@ -134,3 +134,26 @@ def test_train_test_script_writes_epoch_checkpoints_detections_and_eval_json(tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.load(open(rescored))
     assert again['mAP'] == pytest.approx(result['mAP'], abs=1e-9) and again['AP'] == result['AP']
+
+
+def test_entry_scripts_report_bad_input_in_one_line(tmp_path):
+    """A missing dataset, an unknown config key, a missing Flying Chairs folder: exit status 2 and one
+    'error:' line naming what is wrong, no traceback (DFF_DEBUG=1 brings it back)."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    env.pop('DFF_DEBUG', None)
+    missing = str(tmp_path / 'no_such_dataset')
+    cases = [
+        (['experiments/rfcn/rfcn_end2end_train_test.py', '--cfg', CFG, '--set', 'dataset.dataset=ImageNetVID', 'dataset.NUM_CLASSES=31',
+          f'dataset.dataset_path={missing}', f'output_path={tmp_path}/out'], 'no_such_dataset/ImageSets'),
+        (['experiments/dff_rfcn/dff_rfcn_end2end_train_test.py', '--cfg', 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml',
+          '--set', 'TRAIN.lrr=0.1'], 'TRAIN.lrr'),
+        (['dff_rfcn/train_flownet.py', '--cfg', 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml', '--set',
+          f'FLOW_PRETRAIN.dataset_path={missing}', f'network.pretrained_flow={tmp_path}/f'], 'FlyingChairs_train_val.txt'),
+    ]
+    for cmd, what in cases:
+        proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, (cmd, proc.stderr[-2000:])
+        assert proc.stderr.startswith('error: ') and what in proc.stderr and 'Traceback' not in proc.stderr, proc.stderr
+    proc = subprocess.run([sys.executable, *cases[1][0]], cwd=ROOT, env=dict(env, DFF_DEBUG='1'), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1 and 'Traceback' in proc.stderr

@@ -34,6 +34,7 @@ from lib.dataset.loader import make_imdb  # noqa: E402
 from lib.dataset.synthetic_vid import resolve_params, video_scene  # noqa: E402
 from lib.utils.checkpoint import load_model_weights  # noqa: E402
 from lib.utils.image import prepare_image  # noqa: E402
+from lib.utils.cli import run_cli  # noqa: E402
 
 STRIDE = 16
 
@@ -195,4 +196,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -30,6 +30,7 @@ from dff_rfcn.train_flownet import output_path as flownet_path, pretrain_flownet
 from lib.config import load_config, update_from_list  # noqa: E402
 from lib.core.experiment import output_dirs  # noqa: E402
 from lib.dataset.synthetic_vid import ensure_dataset  # noqa: E402
+from lib.utils.cli import run_cli  # noqa: E402
 
 
 def run(script, cfg_path, sets, *args):
@@ -120,4 +121,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

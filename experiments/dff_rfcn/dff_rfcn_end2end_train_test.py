@@ -15,6 +15,7 @@ from dff_rfcn.model import DFF
 from dff_rfcn.test import test_dff
 from lib.core.experiment import train_test
 from lib.dataset.loader import load_train_roidb
+from lib.utils.cli import run_cli
 from lib.utils.pretrained import load_pretrained
 
 
@@ -31,4 +32,4 @@ def train_data(cfg):
 
 
 if __name__ == '__main__':
-    train_test(__doc__, DFF, init_weights, train_data, test_dff)
+    run_cli(train_test, __doc__, DFF, init_weights, train_data, test_dff)

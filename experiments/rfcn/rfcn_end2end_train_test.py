@@ -13,6 +13,7 @@ import _init_paths  # noqa: F401
 
 from lib.core.experiment import train_test
 from lib.dataset.loader import BatchCollator, TrainDataset, load_train_roidb
+from lib.utils.cli import run_cli
 from lib.utils.pretrained import load_pretrained
 from rfcn.model import RFCN
 from rfcn.test import test_rfcn
@@ -27,4 +28,4 @@ def train_data(cfg):
 
 
 if __name__ == '__main__':
-    train_test(__doc__, RFCN, init_weights, train_data, test_rfcn)
+    run_cli(train_test, __doc__, RFCN, init_weights, train_data, test_rfcn)

@@ -435,11 +435,7 @@ def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_d
 
 
 def cli(main, argv=None):
-    """Run main(argv); input and config errors end with one 'error:' line and exit status 2."""
-    from lib.config import ConfigError
-    try:
-        main(argv)
-    except (FileNotFoundError, DemoInputError, ConfigError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+    """Run main(argv); input and config errors end with one 'error:' line and exit status 2 (lib.utils.cli)."""
+    from lib.utils.cli import run_cli
+    run_cli(main, argv)
 
