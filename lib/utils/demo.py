@@ -28,7 +28,6 @@ import argparse
 import collections
 import os
 import re
-import sys
 import time
 
 import cv2
