@@ -14,6 +14,8 @@ of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end
   components    medians over --repeat runs of each stage alone, on a key and a non-key frame
   bound         what the components imply: the interval average (key + (l-1) non-key) / l, and the
                 speed-up limit for l -> infinity (key / non-key)
+  batched       DFF's batched mode (the original's demo_batch.py): whole intervals, 1 key + l-1 frames in
+                one forward, network-only time / frames (the first interval warms up)
 
 CUDA timings synchronise around every timed region. Prints the tables in the shape of the README's.
 """
@@ -85,6 +87,7 @@ def worker(method, args, frames, queue):
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     cfg = load_config(os.path.join(ROOT, RFCN_CFG if method == 'rfcn' else DFF_CFG))
+    cfg.SCALES = [[min(args.height, args.width), max(args.height, args.width)]]  # frames are used at their size
     torch.manual_seed(0)
     if method == 'rfcn':
         from rfcn.model import RFCN
@@ -132,6 +135,23 @@ def worker(method, args, frames, queue):
             records.append({'kind': kind, 'network': t_net, 'end_to_end': time.perf_counter() - t0,
                             'detections': len(dets)})
 
+    def peak_mb():
+        return (torch.cuda.max_memory_allocated() / 2**20 if args.device == 'cuda'
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+
+    peak = peak_mb()  # frame by frame (before the batched mode's larger tensors)
+
+    # ---------------------------------------------------------------- DFF's batched mode (demo_batch.py)
+    batch_records = []
+    if method == 'dff':
+        with torch.no_grad():
+            for start in range(0, len(frames) - interval + 1, interval):  # whole intervals: 1 key + the others
+                loaded = [load(p) for p in frames[start:start + interval]]
+                data = torch.cat([d for d, _ in loaded])
+                info = torch.cat([i for _, i in loaded])
+                _, t_net = timer(model.detect_batch, data[:1], data[1:], info)
+                batch_records.append({'network': t_net, 'frames': len(loaded)})
+
     # ---------------------------------------------------------------- components, each stage alone
     comp = {}
     with torch.no_grad():
@@ -174,9 +194,8 @@ def worker(method, args, frames, queue):
             runs = [stages(key_frame)[0] for _ in range(args.repeat)]
             comp['key' if key_frame else 'non-key'] = {c: statistics.median(r[c] for r in runs) for c in runs[0]}
 
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device == 'cuda'
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
-    queue.put({'method': method, 'records': records, 'components': comp, 'peak_mb': peak,
+    queue.put({'method': method, 'records': records, 'batch_records': batch_records, 'components': comp, 'peak_mb': peak,
+               'peak_mb_batched': peak_mb() if batch_records else None,
                'threads': torch.get_num_threads(), 'input': list(data.shape[2:])})
 
 
@@ -209,6 +228,10 @@ def summarise(res, warmup, interval):
             out[what] = mean([r[what] for r in full])
             out[what + '_key'] = mean([r[what] for r in full if r['kind'] == 'key'])
             out[what + '_nonkey'] = mean([r[what] for r in full if r['kind'] == 'non-key'])
+    chunks = res.get('batch_records') or []
+    if chunks:  # the first chunk warms up, as the first interval does frame by frame
+        timed = chunks[1:] or chunks
+        out['network_batched'] = sum(c['network'] for c in timed) / sum(c['frames'] for c in timed)
     return out
 
 
@@ -220,7 +243,7 @@ def main(argv=None):
     ap.add_argument('--warmup', type=int, default=2, help='baseline frames left out of the average')
     ap.add_argument('--repeat', type=int, default=3, help='runs per component (median)')
     ap.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
-    ap.add_argument('--height', type=int, default=600)
+    ap.add_argument('--height', type=int, default=600, help='frame height (the network input: SCALES follows)')
     ap.add_argument('--width', type=int, default=1000)
     ap.add_argument('--json', default=None, help='also write the figures here')
     args = ap.parse_args(argv)
@@ -259,6 +282,8 @@ def main(argv=None):
     print(f"| DFF key frame | {dff['network_key']:.3f} | {dff['end_to_end_key']:.3f} | | | |")
     print(f"| DFF non-key frame | {dff['network_nonkey']:.3f} | {dff['end_to_end_nonkey']:.3f} | "
           f"{base['network'] / dff['network_nonkey']:.2f}x | | |")
+    print(f"| DFF batched mode (1 key + {l - 1} frames in one forward, DFF.detect_batch) | {dff['network_batched']:.3f} | "
+          f"| {base['network'] / dff['network_batched']:.2f}x | | {results['dff']['peak_mb_batched']:.0f} |")
     print('\nper component (s, median of %d):\n' % args.repeat)
     print('| component | frame baseline | DFF key frame | DFF non-key frame |')
     print('|---|---:|---:|---:|')

@@ -1,0 +1,31 @@
+"""tools/benchmark.py end to end at a tiny input size (the real ResNet-101 + FlowNet-S networks): both methods
+run, the DFF key/non-key schedule and the batched mode are timed, the JSON holds the figures the README
+table prints."""
+import json
+import os
+import subprocess
+import sys
+
+from tests.small_run import ROOT
+
+
+def test_benchmark_runs_and_reports_every_figure(tmp_path):
+    out = tmp_path / 'bench.json'
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, 'tools/benchmark.py', '--frames', '4', '--interval', '2', '--repeat', '1',
+                           '--height', '96', '--width', '160', '--threads', '1', '--json', str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.load(open(out))
+    kinds = [rec['kind'] for rec in r['raw']['dff']['records']]
+    assert kinds == ['key', 'non-key', 'key', 'non-key']
+    assert [c['frames'] for c in r['raw']['dff']['batch_records']] == [2, 2]
+    for k in ('network', 'end_to_end', 'network_key', 'network_nonkey', 'network_batched'):
+        assert r['dff'][k] > 0, k
+    assert r['baseline']['network'] > 0 and r['raw']['rfcn']['input'] == [96, 160]
+    assert set(r['raw']['dff']['components']['non-key']) == {'flownet', 'warp', 'rpn+proposal', 'rfcn+psroi',
+                                                             'post-processing'}
+    assert '| DFF batched mode (1 key + 1 frames in one forward' in proc.stdout and 'bound from the components' in proc.stdout
+    bad = subprocess.run([sys.executable, 'tools/benchmark.py', '--frames', '3', '--interval', '2'], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and 'at least 2 x --interval' in bad.stderr
