@@ -39,24 +39,25 @@ from lib.utils.cli import run_cli  # noqa: E402
 STRIDE = 16
 
 
-def feature_flow(flow, im_scale, feat_hw, stride=STRIDE):
-    """Pixel flow (H, W, 2) of the original frame -> (2, h, w) in feature cells of the resized image: scaled
-    with the image, averaged over each stride x stride cell (ceil), cropped to the feature map."""
-    g = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))[None].float()
+def _cell_means(x, im_scale, feat_hw, mode, stride=STRIDE):
+    """(1, C, H, W) map of the original frame -> (C, h, w): resized with the image (`mode`), averaged over
+    each stride x stride cell (ceil), cropped to the feature map."""
     if im_scale != 1.0:
-        size = (int(round(flow.shape[0] * im_scale)), int(round(flow.shape[1] * im_scale)))
-        g = F.interpolate(g, size=size, mode='bilinear', align_corners=False) * im_scale
-    g = F.avg_pool2d(g, stride, stride, ceil_mode=True) / stride
-    return g[0, :, :feat_hw[0], :feat_hw[1]]
+        size = (int(round(x.shape[2] * im_scale)), int(round(x.shape[3] * im_scale)))
+        x = F.interpolate(x, size=size, mode=mode, **({'align_corners': False} if mode == 'bilinear' else {}))
+    return F.avg_pool2d(x, stride, stride, ceil_mode=True)[0, :, :feat_hw[0], :feat_hw[1]]
+
+
+def feature_flow(flow, im_scale, feat_hw, stride=STRIDE):
+    """Pixel flow (H, W, 2) of the original frame -> (2, h, w) in feature cells of the resized image."""
+    g = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))[None].float() * im_scale
+    return _cell_means(g, im_scale, feat_hw, 'bilinear', stride) / stride
 
 
 def object_cells(label, im_scale, feat_hw, stride=STRIDE):
     """Cells of the feature map more than half covered by objects (label > 0)."""
     m = torch.from_numpy((label > 0).astype(np.float32))[None, None]
-    if im_scale != 1.0:
-        size = (int(round(label.shape[0] * im_scale)), int(round(label.shape[1] * im_scale)))
-        m = F.interpolate(m, size=size, mode='nearest')
-    return F.avg_pool2d(m, stride, stride, ceil_mode=True)[0, 0, :feat_hw[0], :feat_hw[1]] > 0.5
+    return _cell_means(m, im_scale, feat_hw, 'nearest', stride)[0] > 0.5
 
 
 class GroundTruthFlow:
