@@ -3,7 +3,7 @@
 classes) and FlowNet-S at full width, batch 1, key frame every --interval frames. Random weights (speed
 does not depend on them; post-processing sees every roi above the threshold, its worst case).
 
-    python tools/benchmark.py [--device cpu|cuda] [--frames 20] [--interval 10] [--repeat 3] [--threads N]
+    python tools/benchmark.py [--device cpu|cuda] [--frames 20] [--interval 10] [--repeat 3] [--threads N] [--quick]
 
 Each method runs in its own process (peak memory is that process's), on the same frames: --frames frames
 of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end" reads them from disk.
@@ -17,6 +17,8 @@ of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end
   batched       DFF's batched mode (the original's demo_batch.py): whole intervals, 1 key + l-1 frames in
                 one forward, network-only time / frames (the first interval warms up)
 
+--quick (what the main job, tools/synthetic_table.py, runs after its accuracy table): the per-frame rows only,
+no components and no batched mode, the baseline on --warmup + 4 frames (about a minute on 2 cores).
 CUDA timings synchronise around every timed region. Prints the tables in the shape of the README's.
 """
 import argparse
@@ -143,7 +145,7 @@ def worker(method, args, frames, queue):
 
     # ---------------------------------------------------------------- DFF's batched mode (demo_batch.py)
     batch_records = []
-    if method == 'dff':
+    if method == 'dff' and not args.quick:
         with torch.no_grad():
             for start in range(0, len(frames) - interval + 1, interval):  # whole intervals: 1 key + the others
                 loaded = [load(p) for p in frames[start:start + interval]]
@@ -155,6 +157,11 @@ def worker(method, args, frames, queue):
     # ---------------------------------------------------------------- components, each stage alone
     comp = {}
     with torch.no_grad():
+        if args.quick:
+            queue.put({'method': method, 'records': records, 'batch_records': [], 'components': {}, 'peak_mb': peak,
+                       'peak_mb_batched': None, 'threads': torch.get_num_threads(),
+                       'input': list(load(frames[0])[0].shape[2:])})
+            return
         data, info = load(frames[0])
         cur, _ = load(frames[min(1, len(frames) - 1)])
         feature, heads = model.feature, model.heads
@@ -235,6 +242,32 @@ def summarise(res, warmup, interval):
     return out
 
 
+def print_components(results, base, dff, args):
+    """The batched-mode row, the per-component table and the bound the components imply."""
+    l = args.interval
+    print(f"| DFF batched mode (1 key + {l - 1} frames in one forward, DFF.detect_batch) | {dff['network_batched']:.3f} | "
+          f"| {base['network'] / dff['network_batched']:.2f}x | | {results['dff']['peak_mb_batched']:.0f} |")
+    ck, cn = results['dff']['components']['key'], results['dff']['components']['non-key']
+    cb = results['rfcn']['components']['key']
+    key_sum = sum(ck.values())
+    nonkey_sum = sum(cn.values())
+    bound_avg = (key_sum + (l - 1) * nonkey_sum) / l
+    base_sum = sum(cb.values())
+    net = lambda c: sum(v for k, v in c.items() if k != 'post-processing')  # noqa: E731
+    print('\nper component (s, median of %d):\n' % args.repeat)
+    print('| component | frame baseline | DFF key frame | DFF non-key frame |')
+    print('|---|---:|---:|---:|')
+    for c in COMPONENTS:
+        cell = lambda d: f'{d[c]:.4f}' if c in d else '-'  # noqa: E731
+        print(f'| {c} | {cell(cb)} | {cell(ck)} | {cell(cn)} |')
+    print(f'| sum (network only) | {net(cb):.4f} | {net(ck):.4f} | {net(cn):.4f} |')
+    print(f'| sum (with post-processing) | {base_sum:.4f} | {key_sum:.4f} | {nonkey_sum:.4f} |')
+    print(f"\nbound from the components: interval average ({net(ck):.4f} + {l - 1} x {net(cn):.4f}) / {l} = "
+          f"{(net(ck) + (l - 1) * net(cn)) / l:.4f} s network only -> speed-up "
+          f"{net(cb) / ((net(ck) + (l - 1) * net(cn)) / l):.2f}x (measured {base['network'] / dff['network']:.2f}x); "
+          f"l -> infinity: {net(cb) / net(cn):.2f}x. With post-processing: {base_sum / bound_avg:.2f}x.")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
@@ -246,6 +279,8 @@ def main(argv=None):
     ap.add_argument('--height', type=int, default=600, help='frame height (the network input: SCALES follows)')
     ap.add_argument('--width', type=int, default=1000)
     ap.add_argument('--json', default=None, help='also write the figures here')
+    ap.add_argument('--quick', action='store_true',
+                    help='per-frame rows only (no components, no batched mode), baseline on --warmup + 4 frames')
     args = ap.parse_args(argv)
     if args.device == 'cuda':
         import torch
@@ -255,18 +290,11 @@ def main(argv=None):
         sys.exit(f'benchmark: --frames must be at least 2 x --interval ({2 * args.interval}): the first interval warms up')
     with tempfile.TemporaryDirectory() as tmp:
         frames = write_frames(tmp, args.frames, args.height, args.width)
-        results = {m: run_method(m, args, frames) for m in ('rfcn', 'dff')}
+        base_frames = frames[:args.warmup + 4] if args.quick else frames
+        results = {'rfcn': run_method('rfcn', args, base_frames), 'dff': run_method('dff', args, frames)}
     base, dff = summarise(results['rfcn'], args.warmup, args.interval), summarise(results['dff'], args.warmup,
                                                                                args.interval)
-    ck, cn = results['dff']['components']['key'], results['dff']['components']['non-key']
-    cb = results['rfcn']['components']['key']
-    key_sum = sum(ck.values())
-    nonkey_sum = sum(cn.values())
     l = args.interval
-    bound_avg = (key_sum + (l - 1) * nonkey_sum) / l
-    base_sum = sum(cb.values())
-    net = lambda c: sum(v for k, v in c.items() if k != 'post-processing')  # noqa: E731
-
     import torch
     print(f"\nbenchmark: {args.device}, {results['rfcn']['threads']} threads, input {results['rfcn']['input']}, "
           f"ResNet-v1-101 + R-FCN (31 classes) / + FlowNet-S, key frame every {l}, torch {torch.__version__}, "
@@ -282,20 +310,8 @@ def main(argv=None):
     print(f"| DFF key frame | {dff['network_key']:.3f} | {dff['end_to_end_key']:.3f} | | | |")
     print(f"| DFF non-key frame | {dff['network_nonkey']:.3f} | {dff['end_to_end_nonkey']:.3f} | "
           f"{base['network'] / dff['network_nonkey']:.2f}x | | |")
-    print(f"| DFF batched mode (1 key + {l - 1} frames in one forward, DFF.detect_batch) | {dff['network_batched']:.3f} | "
-          f"| {base['network'] / dff['network_batched']:.2f}x | | {results['dff']['peak_mb_batched']:.0f} |")
-    print('\nper component (s, median of %d):\n' % args.repeat)
-    print('| component | frame baseline | DFF key frame | DFF non-key frame |')
-    print('|---|---:|---:|---:|')
-    for c in COMPONENTS:
-        cell = lambda d: f'{d[c]:.4f}' if c in d else '-'  # noqa: E731
-        print(f'| {c} | {cell(cb)} | {cell(ck)} | {cell(cn)} |')
-    print(f'| sum (network only) | {net(cb):.4f} | {net(ck):.4f} | {net(cn):.4f} |')
-    print(f'| sum (with post-processing) | {base_sum:.4f} | {key_sum:.4f} | {nonkey_sum:.4f} |')
-    print(f"\nbound from the components: interval average ({net(ck):.4f} + {l - 1} x {net(cn):.4f}) / {l} = "
-          f"{(net(ck) + (l - 1) * net(cn)) / l:.4f} s network only -> speed-up "
-          f"{net(cb) / ((net(ck) + (l - 1) * net(cn)) / l):.2f}x (measured {base['network'] / dff['network']:.2f}x); "
-          f"l -> infinity: {net(cb) / net(cn):.2f}x. With post-processing: {base_sum / bound_avg:.2f}x.")
+    if not args.quick:
+        print_components(results, base, dff, args)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'args': vars(args), 'baseline': base, 'dff': dff, 'raw': results}, f, indent=1)

@@ -7,13 +7,20 @@ and a CPU. In order, each step skipped when its output is already there (rerun =
   3. train + test the frame baseline (experiments/rfcn/rfcn_end2end_train_test.py),
   4. train + test DFF (experiments/dff_rfcn/dff_rfcn_end2end_train_test.py), starting from 2 and 3,
   5. test the same DFF model with the flow forced to zero (key features copied, not warped),
-  6. print the table (mAP@0.5, motion buckets, time per frame) and write it to <output>/synthetic_table.md.
+  6. print the table (mAP@0.5, motion buckets, time per frame of the CPU-sized synthetic networks),
+  7. measure the real-size speed on this machine (tools/benchmark.py --quick: 600x1000, ResNet-v1-101 + R-FCN
+     and FlowNet-S, random weights, key frame every 10) and print it after the accuracy table; both tables
+     go to <output>/synthetic_table.md.
 
-    python tools/synthetic_table.py [--rfcn-cfg ...] [--dff-cfg ...] [--fresh] [--set KEY=VALUE ...]
+    python tools/synthetic_table.py [--seed N] [--fresh] [--output DIR] [--no-speed] [--set KEY=VALUE ...]
 
---output DIR puts everything this run writes under DIR (rfcn/, dff_rfcn/, flownet/, synthetic_table.md)
-instead of the configs' output_path and pretrained_flow. --set overrides apply to both configs (e.g. a smaller dataset); DFF starts from the baseline checkpoint
-this run trained, whatever the DFF yaml's network.pretrained says.
+--seed N generates the dataset with generator seed N in its own folder (data/synthetic_vid_seed<N>) and puts
+this run's outputs under output/synthetic_seed<N>/ (seed 0 is the default: data/synthetic_vid and the
+configs' own output folders). --output DIR puts everything this run writes under DIR (rfcn/, dff_rfcn/,
+flownet/, synthetic_table.md) instead. --set overrides apply to both configs (e.g. a smaller dataset); DFF
+starts from the baseline checkpoint this run trained, whatever the DFF yaml's network.pretrained says.
+--fresh removes this tool's earlier outputs first: only folders it created itself (they hold the marker
+file .synthetic_table_output) and only for the synthetic dataset; anything else is refused with one line.
 """
 import argparse
 import json
@@ -21,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +39,33 @@ from lib.config import load_config, update_from_list  # noqa: E402
 from lib.core.experiment import output_dirs  # noqa: E402
 from lib.dataset.synthetic_vid import ensure_dataset  # noqa: E402
 from lib.utils.cli import run_cli  # noqa: E402
+
+
+MARKER = '.synthetic_table_output'  # in every output folder this tool created: the only ones --fresh removes
+
+
+def claim_output(path):
+    """Create an output folder and mark it as this tool's; an existing folder is only used, never marked."""
+    if not os.path.isdir(path):
+        os.makedirs(path)
+        with open(os.path.join(path, MARKER), 'w') as f:
+            f.write('created by tools/synthetic_table.py; --fresh may remove this folder\n')
+
+
+def remove_output(path):
+    """--fresh: remove an output folder this tool created (marker inside), refuse anything else."""
+    if not os.path.exists(path):
+        return
+    real = os.path.realpath(path)
+    protected = [os.path.realpath(os.path.join(ROOT, d)) for d in ('model', 'data')]
+    if real == os.path.realpath(ROOT) or os.path.realpath(ROOT).startswith(real + os.sep) or any(
+            real == d or real.startswith(d + os.sep) for d in protected):
+        raise ValueError(f"--fresh: refusing to remove {path}: it is the repository, a folder above it, or "
+                         f"inside model/ or data/")
+    if not os.path.isfile(os.path.join(path, MARKER)):
+        raise ValueError(f"--fresh: refusing to remove {path}: this tool did not create it (no {MARKER} inside); "
+                         f"remove it yourself, or give --output a new folder")
+    shutil.rmtree(path)
 
 
 def run(script, cfg_path, sets, *args):
@@ -56,7 +91,7 @@ def fmt(v, spec='{:.1f}', scale=100.0):
 
 def table(rows, epe):
     base_t = rows[0][1]['time_per_image_s']
-    lines = ['| method | mAP@0.5 (%) | slow | medium | fast | time/frame (s) | speed-up |',
+    lines = ['| method | mAP@0.5 (%) | slow | medium | fast | time/frame, CPU-sized synthetic nets (s) | ratio |',
              '|---|---|---|---|---|---|---|']
     for name, r in rows:
         m = r.get('motion') or {}
@@ -67,6 +102,39 @@ def table(rows, epe):
     lines.append('')
     lines.append(f"FlowNet-S pretraining: validation EPE {epe['epe']:.2f} px, zero flow {epe['zero_flow_epe']:.2f} px "
                  f"({epe['pairs']} pairs)")
+    lines.append(f"Validation: {rows[0][1].get('num_frames', 'n/a')} frames; ground-truth instances per motion "
+                 f"bucket (slow / medium / fast): " + ' / '.join(str((rows[0][1].get('motion_npos') or {}).get(b, 'n/a'))
+                                                                for b in ('slow', 'medium', 'fast')))
+    lines.append('The time column is the synthetic networks\' (one block per stage, a quarter-width FlowNet): their '
+                 'per-layer overhead, not the method, sets it; the real-size speed is the next table.')
+    return '\n'.join(lines)
+
+
+def speed(interval):
+    """tools/benchmark.py --quick in a subprocess -> its JSON figures (None if it failed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'bench.json')
+        cmd = [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'), '--quick', '--interval', str(interval),
+               '--frames', str(2 * interval), '--json', out]
+        print('\n$ ' + ' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd), flush=True)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode or not os.path.isfile(out):
+            print(proc.stdout[-2000:] + proc.stderr[-2000:], file=sys.stderr)
+            return None
+        with open(out) as f:
+            return json.load(f)
+
+
+def speed_table(r, interval):
+    b, d = r['baseline'], r['dff']
+    raw = r['raw']['rfcn']
+    lines = [f"Real size on this machine ({raw['input'][0]}x{raw['input'][1]} input, ResNet-v1-101 + R-FCN, FlowNet-S, "
+             f"random weights, {raw['threads']} threads, network time per frame):", '',
+             '| method | time/frame (s) | speed-up |', '|---|---:|---:|',
+             f"| Frame baseline (R-FCN) | {b['network']:.3f} | 1.00x |",
+             f"| DFF key frame | {d['network_key']:.3f} | {b['network'] / d['network_key']:.2f}x |",
+             f"| DFF non-key frame | {d['network_nonkey']:.3f} | {b['network'] / d['network_nonkey']:.2f}x |",
+             f"| DFF average (key frame every {interval}) | {d['network']:.3f} | {b['network'] / d['network']:.2f}x |"]
     return '\n'.join(lines)
 
 
@@ -77,8 +145,20 @@ def main(argv=None):
     ap.add_argument('--fresh', action='store_true', help='remove earlier outputs of these configs first')
     ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='overrides for both configs')
     ap.add_argument('--output', default=None, help='one folder for all outputs of this run')
+    ap.add_argument('--seed', type=int, default=0,
+                    help='generator seed of the synthetic dataset (N > 0: data/synthetic_vid_seed<N>, '
+                         'outputs under output/synthetic_seed<N>/)')
+    ap.add_argument('--no-speed', action='store_true', help='skip the real-size speed table')
     args = ap.parse_args(argv)
-    rsets, dsets = list(args.set), list(args.set)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    seed_sets = []
+    if args.seed:
+        data = f'./data/synthetic_vid_seed{args.seed}'
+        seed_sets = [f'dataset.SYNTHETIC.seed={args.seed}', f'dataset.dataset_path={data}',
+                     f'FLOW_PRETRAIN.dataset_path={data}/FlowPairs']
+        args.output = args.output or os.path.join(ROOT, 'output', f'synthetic_seed{args.seed}')
+    rsets, dsets = seed_sets + list(args.set), seed_sets + list(args.set)
     if args.output:
         out_root = os.path.abspath(args.output)
         rsets.append(f'output_path={out_root}/rfcn')
@@ -89,9 +169,16 @@ def main(argv=None):
     dcfg = update_from_list(load_config(args.dff_cfg), dsets)
     if dict(rcfg.dataset.SYNTHETIC) != dict(dcfg.dataset.SYNTHETIC) or rcfg.dataset.dataset_path != dcfg.dataset.dataset_path:
         sys.exit('synthetic_table: the two configs must use the same synthetic dataset (dataset.SYNTHETIC, dataset_path)')
+    outputs = (rcfg.output_path, dcfg.output_path, os.path.dirname(flownet_path(dcfg)))
     if args.fresh:
-        for path in (rcfg.output_path, dcfg.output_path, os.path.dirname(flownet_path(dcfg))):
-            shutil.rmtree(path, ignore_errors=True)
+        for c in (rcfg, dcfg):
+            if c.dataset.dataset != 'SyntheticVID':
+                raise ValueError(f"--fresh is for the synthetic configs only; this one uses dataset "
+                                 f"{c.dataset.dataset} (its outputs are never removed by this tool)")
+        for path in outputs:
+            remove_output(path)
+    for path in outputs:
+        claim_output(path)
     print(f'[1/6] synthetic dataset under {dcfg.dataset.dataset_path}', flush=True)
     ensure_dataset(dcfg.dataset.dataset_path, **dict(dcfg.dataset.SYNTHETIC))
     weights = flownet_path(dcfg)
@@ -113,11 +200,17 @@ def main(argv=None):
             (f'DFF (key frame every {dcfg.TEST.KEY_FRAME_INTERVAL})', eval_json(dcfg, args.dff_cfg)[0]),
             ('DFF, flow forced to zero', eval_json(dcfg, args.dff_cfg, '_zero_flow')[0])]
     text = table(rows, epe)
+    print(f'\n[6/7] accuracy ({time.time() - start:.0f} s so far)\n\n{text}\n', flush=True)
+    if not args.no_speed:
+        print('[7/7] speed at the real size (tools/benchmark.py --quick)', flush=True)
+        interval = int(dcfg.TEST.KEY_FRAME_INTERVAL)
+        r = speed(interval)
+        text += '\n\n' + (speed_table(r, interval) if r else 'Real-size speed: tools/benchmark.py failed (see above).')
     out = os.path.join(args.output or os.path.dirname(dcfg.output_path.rstrip('/')), 'synthetic_table.md')
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, 'w') as f:
         f.write(text + '\n')
-    print(f'\n[6/6] results ({time.time() - start:.0f} s in all)\n\n{text}\n\nwritten to {out}')
+    print(f'\nresults ({time.time() - start:.0f} s in all)\n\n{text}\n\nwritten to {out}')
 
 
 if __name__ == '__main__':
