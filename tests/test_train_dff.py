@@ -47,26 +47,84 @@ def test_main_job_on_a_tiny_dataset(tmp_path):
         f'FLOW_PRETRAIN.dataset_path={tmp_path}/synthetic_vid/FlowPairs',
         'FLOW_PRETRAIN.max_iters=6', 'FLOW_PRETRAIN.batch_size=2', "FLOW_PRETRAIN.lr_step=''"]
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
-    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'synthetic_table.py'), '--fresh',
-           '--output', str(tmp_path / 'output'), '--set', *sets]
+    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'synthetic_table.py'), '--fresh', '--seed', '5',
+           '--output', str(tmp_path / 'output'), '--speed-size', '64x96', '--set', *sets]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     out = proc.stdout
+    # --seed is the generator's seed (the --set dataset path wins over the seed's own folder)
+    assert json.load(open(tmp_path / 'synthetic_vid' / 'synthetic_meta.json'))['seed'] == 5
     # DFF started from the baseline checkpoint this run trained, and from the pretrained FlowNet
     assert re.search(r'network\.pretrained: loaded \d+ tensors from .*rfcn_synthetic-0002\.pth', out), out[-3000:]
     assert re.search(r'network\.pretrained_flow: loaded 48 tensors from .*flownet/flownet_synthetic-0000\.pth', out)
-    rows = [l for l in out.splitlines() if l.startswith('| ') and 'mAP' not in l]
+    accuracy, speed = out.split('\nresults (')[1].split('Speed on this machine at ')
+    rows = [l for l in accuracy.splitlines() if l.startswith('| ') and 'mAP' not in l]
     assert [r.split('|')[1].strip() for r in rows] == ['Frame baseline (R-FCN)', 'DFF (key frame every 10)',
                                                       'DFF, flow forced to zero']
     for r in rows:
         m = float(r.split('|')[2])
         assert 0.0 <= m <= 100.0
+    assert re.search(r'ground-truth instances per motion bucket \(slow / medium / fast\): \d+ / \d+ / \d+', accuracy)
+    # the speed table of the same run: baseline, DFF key / non-key / average, each with a time and a speed-up
+    assert speed.startswith('64x96 (not the real size')
+    srows = [l for l in speed.splitlines() if l.startswith('| ') and 'time/frame' not in l]
+    assert [r.split('|')[1].strip() for r in srows] == ['Frame baseline (R-FCN)', 'DFF key frame', 'DFF non-key frame',
+                                                       'DFF average (key frame every 10)']
+    for r in srows:
+        assert float(r.split('|')[2]) > 0 and r.split('|')[3].strip().endswith('x')
     assert 'FlowNet-S pretraining: validation EPE' in out
     table = open(os.path.join(tmp_path, 'output', 'synthetic_table.md')).read()
-    assert all(r in table for r in rows)
+    assert all(r in table for r in rows + srows)
     test_dir = os.path.join(tmp_path, 'output', 'dff_rfcn', 'synthetic_vid_cpu')
     for sub in ('VID_val_videos', 'VID_val_videos_zero_flow'):
         ev = json.load(open(os.path.join(test_dir, sub, 'eval.json')))
         assert ev['num_frames'] == 8 and set(ev) >= {'mAP', 'AP', 'motion', 'time_per_image_s'}
         assert os.path.getsize(os.path.join(test_dir, sub, 'det_VID_val_videos_all.txt')) > 0
     assert os.path.isfile(os.path.join(test_dir, 'DET_train_30classes_VID_train_15frames', 'dff_rfcn_synthetic-0001.pth'))
+
+
+def test_main_job_fresh_removes_only_its_own_folders(tmp_path, monkeypatch):
+    import tools.synthetic_table as st
+    mine, foreign = tmp_path / 'mine', tmp_path / 'foreign'
+    st.claim_output(str(mine))
+    (mine / 'model-0001.pth').write_bytes(b'x')
+    foreign.mkdir()
+    (foreign / 'weights.params').write_bytes(b'precious')
+    st.claim_output(str(foreign))  # an existing folder is used, never claimed
+    assert not (foreign / st.MARKER).exists()
+    st.remove_output(str(mine))
+    assert not mine.exists()
+    with pytest.raises(ValueError, match='did not create it'):
+        st.remove_output(str(foreign))
+    assert (foreign / 'weights.params').read_bytes() == b'precious'
+    for protected in (ROOT, os.path.dirname(ROOT), os.path.join(ROOT, 'model', 'x')):
+        with pytest.raises(ValueError, match='refusing to remove'):
+            if not os.path.exists(protected):
+                os.makedirs(protected)
+                (open(os.path.join(protected, st.MARKER), 'w')).close()
+            try:
+                st.remove_output(protected)
+            finally:
+                if protected.endswith(os.path.join('model', 'x')):
+                    import shutil
+                    shutil.rmtree(protected)
+
+
+def test_main_job_fresh_refuses_before_doing_anything(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    out = tmp_path / 'out'
+    (out / 'rfcn').mkdir(parents=True)
+    (out / 'rfcn' / 'keep.txt').write_text('mine')
+    base = [sys.executable, os.path.join(ROOT, 'tools', 'synthetic_table.py'), '--fresh', '--no-speed']
+    proc = subprocess.run(base + ['--output', str(out), '--set', f'dataset.dataset_path={tmp_path}/never'], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith('error: --fresh: refusing to remove') and str(out / 'rfcn') in proc.stderr
+    assert 'Traceback' not in proc.stderr and (out / 'rfcn' / 'keep.txt').read_text() == 'mine'
+    assert not (tmp_path / 'never').exists()
+    # the real ImageNet VID configs: never, whatever their folders hold
+    real = ['--rfcn-cfg', 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
+            '--dff-cfg', 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml']
+    proc = subprocess.run(base + real + ['--output', str(tmp_path / 'o2')], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and 'synthetic configs only' in proc.stderr, proc.stderr

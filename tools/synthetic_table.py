@@ -110,12 +110,12 @@ def table(rows, epe):
     return '\n'.join(lines)
 
 
-def speed(interval):
-    """tools/benchmark.py --quick in a subprocess -> its JSON figures (None if it failed)."""
+def speed(interval, size):
+    """tools/benchmark.py --quick in a subprocess at size (h, w) -> its JSON figures (None if it failed)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'bench.json')
         cmd = [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'), '--quick', '--interval', str(interval),
-               '--frames', str(2 * interval), '--json', out]
+               '--frames', str(2 * interval), '--height', str(size[0]), '--width', str(size[1]), '--json', out]
         print('\n$ ' + ' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd), flush=True)
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode or not os.path.isfile(out):
@@ -128,8 +128,10 @@ def speed(interval):
 def speed_table(r, interval):
     b, d = r['baseline'], r['dff']
     raw = r['raw']['rfcn']
-    lines = [f"Real size on this machine ({raw['input'][0]}x{raw['input'][1]} input, ResNet-v1-101 + R-FCN, FlowNet-S, "
-             f"random weights, {raw['threads']} threads, network time per frame):", '',
+    size = f"{raw['input'][0]}x{raw['input'][1]}"
+    what = 'the real size' if size == '600x1000' else 'not the real size'
+    lines = [f"Speed on this machine at {size} ({what}; ResNet-v1-101 + R-FCN, FlowNet-S, random weights, "
+             f"{raw['threads']} threads, network time per frame, tools/benchmark.py --quick):", '',
              '| method | time/frame (s) | speed-up |', '|---|---:|---:|',
              f"| Frame baseline (R-FCN) | {b['network']:.3f} | 1.00x |",
              f"| DFF key frame | {d['network_key']:.3f} | {b['network'] / d['network_key']:.2f}x |",
@@ -143,13 +145,21 @@ def main(argv=None):
     ap.add_argument('--rfcn-cfg', default='experiments/rfcn/cfgs/synthetic_vid_cpu.yaml')
     ap.add_argument('--dff-cfg', default='experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml')
     ap.add_argument('--fresh', action='store_true', help='remove earlier outputs of these configs first')
-    ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='overrides for both configs')
+    ap.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
+                    help='overrides for both configs (may be repeated)')
     ap.add_argument('--output', default=None, help='one folder for all outputs of this run')
     ap.add_argument('--seed', type=int, default=0,
                     help='generator seed of the synthetic dataset (N > 0: data/synthetic_vid_seed<N>, '
                          'outputs under output/synthetic_seed<N>/)')
     ap.add_argument('--no-speed', action='store_true', help='skip the real-size speed table')
+    ap.add_argument('--speed-size', default='600x1000', metavar='HxW',
+                    help='input size of the speed table (default: the real size, 600x1000)')
     args = ap.parse_args(argv)
+    try:
+        speed_size = tuple(int(v) for v in args.speed_size.lower().split('x'))
+        assert len(speed_size) == 2 and min(speed_size) >= 32
+    except (ValueError, AssertionError):
+        raise ValueError(f"--speed-size: expected HxW with both sides >= 32 (e.g. 600x1000), got {args.speed_size!r}") from None
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     seed_sets = []
@@ -204,7 +214,7 @@ def main(argv=None):
     if not args.no_speed:
         print('[7/7] speed at the real size (tools/benchmark.py --quick)', flush=True)
         interval = int(dcfg.TEST.KEY_FRAME_INTERVAL)
-        r = speed(interval)
+        r = speed(interval, speed_size)
         text += '\n\n' + (speed_table(r, interval) if r else 'Real-size speed: tools/benchmark.py failed (see above).')
     out = os.path.join(args.output or os.path.dirname(dcfg.output_path.rstrip('/')), 'synthetic_table.md')
     os.makedirs(os.path.dirname(out), exist_ok=True)

@@ -56,7 +56,7 @@ from lib.utils.flow_io import write_flo, write_ppm
 
 from .vid_classes import SYNTHETIC_VID_CLASSES, SYNTHETIC_VID_WNIDS
 
-GENERATOR_VERSION = 10  # bump whenever the generated content changes: existing datasets are regenerated
+GENERATOR_VERSION = 11  # bump whenever the generated content changes: existing datasets are regenerated
 
 # A subset of ImageNet VID (names and WNIDs as in dff_spec.md 5.2), background first; registered in vid_classes.
 SYNTHETIC_CLASSES = SYNTHETIC_VID_CLASSES
@@ -82,6 +82,18 @@ HUE_JITTER = 0.05
 # (0.38 vs 0.44 feature px) and DFF was 3.3 points below the frame baseline; with these pairs 0.26 px and
 # DFF at the frame baseline's mAP (96.9 vs 96.1).
 FLOW_PAIR_OBJECTS = (5, 9)
+# Object speeds in videos, fractions of the frame width per frame: (probability, low, high) per component.
+# Validation: a third each that the evaluator's motion buckets call slow, medium and fast (motion IoU over
+# +-10 frames > 0.9, 0.7..0.9, < 0.7), so that every bucket has hundreds of instances. Training: the same
+# kinds of motion, wider, and a tenth faster than any validation object (DFF's training pairs span up to 9
+# frames: an object must stay within reach of the flow for the warp to be learnt).
+VAL_SPEEDS = ((0.3, 0.0, 0.0012), (0.3, 0.002, 0.006), (0.4, 0.007, 0.013))
+# Validation objects bounce between walls VAL_WALLS x (half their size) outside the frame's edges (negative:
+# inside), so most stay in view over a video: an object that enters the frame after its key frame cannot be
+# propagated by any flow (the key frame never saw it); the videos of the harder split do that on purpose.
+# Training videos keep walls 0-1.4 x half outside (objects leave and re-enter: partial views to learn from).
+VAL_WALLS = (-1.0, 0.3)
+TRAIN_SPEEDS = ((0.3, 0.0, 0.002), (0.35, 0.002, 0.008), (0.25, 0.008, 0.02), (0.1, 0.02, 0.06))
 FLOW_PAIR_SPEED = (0.002, 0.015)
 
 DEFAULT_SIZES = {
@@ -285,6 +297,13 @@ def _make_sprite(rng, cls_name, size):
     return sprite, c, float((alpha > 0.5).sum())
 
 
+def _mixture(rng, components):
+    """A draw from a mixture of uniform ranges ((probability, low, high), ...)."""
+    probs = np.array([c[0] for c in components], np.float64)
+    k = int(rng.choice(len(components), p=probs / probs.sum()))
+    return float(rng.uniform(components[k][1], components[k][2]))
+
+
 def _reflect(x, lo, hi):
     """Triangle-wave reflection of x into [lo, hi] (elementwise)."""
     span = hi - lo
@@ -328,11 +347,8 @@ class Scene:
         for k, cid in enumerate(cls_ids):
             size = rng.uniform(0.3, 0.55) * H  # 58-106 px at 192: 3.6-6.6 cells of the stride-16 map
             sprite, sc, area = _make_sprite(rng, SYNTHETIC_CLASSES[cid], size)
-            if regime == 'val':
-                rng.random()  # v7 drew here (a tenth of the objects faster): kept, so the other draws stay the same
-                frac = rng.uniform(0.003, 0.010)
-            elif regime == 'train':
-                frac = rng.uniform(0.003, 0.03) if rng.random() < 0.8 else rng.uniform(0.03, 0.10)
+            if regime in ('val', 'train'):
+                frac = _mixture(rng, VAL_SPEEDS if regime == 'val' else TRAIN_SPEEDS)
             elif regime == 'flow':
                 frac = rng.uniform(*FLOW_PAIR_SPEED)
             else:
@@ -344,6 +360,8 @@ class Scene:
             half = 0.5 * size
             if regime == 'still' and k == len(cls_ids) - 1 and main_class is not None:
                 margin = -half * (1.0 + scale[0]) - 2  # fully inside the frame at every scale
+            elif regime == 'val':
+                margin = half * rng.uniform(*VAL_WALLS)  # mostly inside the frame (see VAL_WALLS)
             else:
                 margin = half * rng.uniform(0.0, 1.4)   # walls outside the frame: objects leave and re-enter
             lo = np.array([-margin, -margin])
