@@ -15,29 +15,22 @@ Layout written under ``root`` (dff_spec.md section 5)::
 
 Scenes: a textured background (smooth noise + stripes/checker + gradient) seen by a panning, slightly
 zooming camera, and 1-3 large textured objects (30-55% of the frame height: 3.6-6.6 cells of the stride-16
-feature map, as ImageNet VID objects are at 600 px; generator v4 had 16-32%, and even the ground-truth
-flow could not propagate their 2-cell features: measured) whose class fixes the shape and the texture family (colours,
-size, aspect and orientation vary per instance). Every layer (background or object) moves by an
+feature map, as ImageNet VID objects are at 600 px) whose class fixes the shape and the texture family
+(colours, size, aspect and orientation vary per instance). Every layer (background or object) moves by an
 isotropic scale + translation per frame: a point q of the layer's own image appears in frame t at
 ``p = a_t * q + b_t``. This makes the ground-truth flow exact: a pixel p of frame i that shows layer L
 goes to ``p' = (a_j / a_i) * (p - b_i) + b_j`` in frame j (Flying Chairs convention: img1[y, x] ~=
 img2[y + v, x + u]).
 
-Objects move with speeds up to 10% of the frame width per frame in training videos (mostly below 3%).
-Validation videos move slower, as most of ImageNet VID does: 0.3-1% of the width per frame (1-3.2 px
-at 320 px), so that over a key-frame interval of 10 frames an object moves up to half its size:
-features copied from the key frame miss it, warped ones recover it (tools/synthetic_table.py measures both).
-Measured on the way here: generator v4 (0.8-2.5% and 2.5-6%, objects of 16-32% of the height) moved objects
-by more than their own size, and even ground-truth flow left DFF 30 points below the frame baseline; v7
-(a tenth of the validation objects at 0.8-2%) left DFF 6.7 points below it, most of it on the fast
-objects (motion bucket 'fast': 64 vs 96, 'medium' 93 vs 96); v8 (0.2-0.8%) left DFF 0.6 below it but
-copying the key features only 1.8 below DFF: too slow to test the warp. Flow pairs (FlowNet
-pretraining) show 5-9 objects each, moving 0.2-1.5% of the width per frame, with the training videos'
-camera (see FLOW_PAIR_OBJECTS: with the videos' own 1-3 objects FlowNet learnt only the camera's motion). Validation videos also have a gentler camera pan, scale change and jitter (half of the training ranges). Objects bounce
-between walls placed somewhat outside the frame (so they leave and re-enter), change scale by at most
-2% per frame and occlude each other (a fixed z-order). Boxes are the tight boxes of the visible pixels of an
-object (inclusive integer pixel coordinates, inside the image); an object with less than 20% of its
-area visible or a box side under 4 px is not annotated.
+Object speeds (fractions of the frame width per frame) come from VAL_SPEEDS and TRAIN_SPEEDS: validation
+objects fall into all three of the evaluator's motion buckets, training objects have the same kinds of
+motion, wider. Validation videos also have a gentler camera (half the training ranges) and walls that keep
+most objects in view (VAL_WALLS); training objects bounce between walls outside the frame (they leave and
+re-enter). Flow pairs (FlowNet pretraining) show 5-9 objects each (FLOW_PAIR_OBJECTS, FLOW_PAIR_SPEED).
+Objects change scale by at most 2% per frame and occlude each other (a fixed z-order). Boxes are the tight
+boxes of the visible pixels of an object (inclusive integer pixel coordinates, inside the image); an
+object with less than 20% of its area visible or a box side under 4 px is not annotated. Why these choices
+(and what earlier versions measured): docs/synthetic.md.
 
 Everything is deterministic per seed: each video, DET image and flow pair has its own random stream
 derived from (seed, kind, index), so changing one count does not change the other items.
@@ -75,16 +68,12 @@ CLASS_STYLE = {
 }
 HUE_JITTER = 0.05
 # Flow pairs (FlowNet pretraining): several objects per pair, as Flying Chairs puts several chairs in every
-# image, moving 0.2-1.5% of the width per frame (up to 48 px over the largest gap of 10 frames at 320 px).
-# Measured (FlowNet-S at a quarter width, 3000 Adam iterations): with the videos' own regimes (1-3 objects,
-# half of the pairs with the training videos' speeds of up to 10% W per frame) the network learnt the
-# camera's motion only: on the objects of the validation videos its flow was no better than zero flow
-# (0.38 vs 0.44 feature px) and DFF was 3.3 points below the frame baseline; with these pairs 0.26 px and
-# DFF at the frame baseline's mAP (96.9 vs 96.1).
+# image, moving 0.2-1.5% of the width per frame (up to 48 px over the largest gap of 10 frames at 320 px);
+# with the videos' own 1-3 objects FlowNet learnt the camera's motion only (docs/synthetic.md).
 FLOW_PAIR_OBJECTS = (5, 9)
 # Object speeds in videos, fractions of the frame width per frame: (probability, low, high) per component.
-# Validation: a third each that the evaluator's motion buckets call slow, medium and fast (motion IoU over
-# +-10 frames > 0.9, 0.7..0.9, < 0.7), so that every bucket has hundreds of instances. Training: the same
+# Validation: about 30 / 45 / 25% of the instances in the evaluator's motion buckets slow, medium and fast
+# (motion IoU over +-10 frames > 0.9, 0.7..0.9, < 0.7), so that every bucket has hundreds of instances. Training: the same
 # kinds of motion, wider, and a tenth faster than any validation object (DFF's training pairs span up to 9
 # frames: an object must stay within reach of the flow for the warp to be learnt).
 VAL_SPEEDS = ((0.3, 0.0, 0.0012), (0.3, 0.002, 0.006), (0.4, 0.007, 0.013))
@@ -315,8 +304,8 @@ def _reflect(x, lo, hi):
 class Scene:
     """One synthetic clip: a background layer and objects, each with an exact per-frame affine motion.
 
-    ``regime``: 'train' (object speeds 0.3-10% of the width per frame, mostly below 3%), 'val'
-    (0.3-1%), 'flow' (flow pairs: FLOW_PAIR_SPEED) or 'still' (DET images: object ``main_class`` fully
+    ``regime``: 'train' (object speeds TRAIN_SPEEDS), 'val' (VAL_SPEEDS, walls VAL_WALLS, a gentler
+    camera), 'flow' (flow pairs: FLOW_PAIR_SPEED) or 'still' (DET images: object ``main_class`` fully
     inside the frame and on top).
     Frames are rendered on demand at any integer (or real) time t >= 0.
     """
