@@ -19,7 +19,8 @@ from tests.small_run import ROOT, code_running_pickles
 # the reduced network of the MXNet fixtures (tests/test_convert_mxnet.py)
 TINY_SET = ['network.RESNET_UNITS=[1, 2, 4, 1]', 'network.RESNET_WIDTH=4', 'network.DFF_FEAT_DIM=16',
             'network.FLOW_WIDTH_MULT=0.03125', 'dataset.NUM_CLASSES=4']
-SYNTH = {'rfcn': 'experiments/rfcn/cfgs/synthetic_vid_cpu.yaml', 'dff': 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml'}
+SYNTH = {'rfcn': 'experiments/rfcn/cfgs/synthetic_vid_cpu.yaml',
+         'dff': 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml'}
 SCRIPT = {'rfcn': 'experiments/rfcn/rfcn_end2end_train_test.py',
           'dff': 'experiments/dff_rfcn/dff_rfcn_end2end_train_test.py'}
 
@@ -62,7 +63,8 @@ def test_an_unrelated_one_tensor_file_is_refused_not_loaded_onto_a_layer(tmp_pat
     msg = str(e.value)
     assert msg.startswith(f'{tmp_path}/other.pth does not fit the ResNetV1') and '\n' not in msg
     n = len(backbone.state_dict())
-    assert f'{n} key(s) missing in the file: all {n} keys' in msg and '1 key(s) of the file not in the model: weight' in msg
+    assert f'{n} key(s) missing in the file: all {n} keys' in msg
+    assert '1 key(s) of the file not in the model: weight' in msg
     assert unchanged(backbone, before)
 
 
@@ -75,7 +77,8 @@ def test_another_num_classes_names_the_keys_and_the_stored_settings(tmp_path):
     with pytest.raises(ValueError) as e:
         load_model_weights(model, path, cfg=cfg5, log=quiet)
     msg = str(e.value)
-    assert '\n' not in msg and msg.startswith(f'{path} does not fit the RFCN built from the config: 2 key(s) of another shape')
+    assert '\n' not in msg
+    assert msg.startswith(f'{path} does not fit the RFCN built from the config: 2 key(s) of another shape')
     differing = [k for k, v in model.state_dict().items() if v.shape != trained.state_dict()[k].shape]
     assert differing == ['heads.rfcn_cls.weight', 'heads.rfcn_cls.bias']
     for k in differing:
@@ -236,11 +239,34 @@ def test_entry_script_checkpoint_of_another_config_is_one_line(tmp_path):
                     'heads.rfcn_cls.bias: file (196,) vs model (294,)',
                     'dataset.NUM_CLASSES=4 (this config: 6)')
     real = 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml'
-    proc = _run([SCRIPT['rfcn'], '--cfg', real, '--checkpoint', path, '--set', f'output_path={tmp_path}/out', 'device=cpu'])
+    proc = _run([SCRIPT['rfcn'], '--cfg', real, '--checkpoint', path, '--set', f'output_path={tmp_path}/out',
+                 'device=cpu'])
     line = _one_error_line(proc, path, "dataset.dataset='SyntheticVID' (this config: 'ImageNetVID')",
-                           'dataset.NUM_CLASSES=4 (this config: 31)', 'network.RESNET_UNITS=[1, 1, 1, 1] (this config: [])',
+                           'dataset.NUM_CLASSES=4 (this config: 31)',
+                           'network.RESNET_UNITS=[1, 1, 1, 1] (this config: [])',
                            'missing in the file: feature.backbone.res2b_branch2a.weight ... '
                            'feature.backbone.bn2c_branch2c.running_var (30 keys)',
-                           'feature.backbone.res4b1_branch2a.weight ... feature.backbone.bn4b22_branch2c.running_var (330 keys)')
+                           'feature.backbone.res4b1_branch2a.weight ... '
+                           'feature.backbone.bn4b22_branch2c.running_var (330 keys)')
     assert len(line) < 2000  # 435 missing keys and 92 of another shape, named as runs of the model's keys
     assert not os.path.exists(tmp_path / 'out')
+
+
+def test_filling_a_module_from_official_params_imports_no_model_variant(tmp_path):
+    """The converter finds the part to fill by the registered class (lib/model/convert_mxnet.py:
+    register_part), so loading the official ResNet into a backbone imports neither rfcn nor dff_rfcn."""
+    code = f"""
+import shutil, sys
+from lib.config import load_config, update_from_list
+from lib.model.detection import build_backbone
+from lib.utils.weights import load_pretrained
+shutil.copy({os.path.join(ROOT, 'tests/fixtures/mxnet_models/resnet_tiny-0000.params')!r}, {str(tmp_path)!r} + '/r-0000.params')
+cfg = update_from_list(load_config({os.path.join(ROOT, DEFAULT_CFGS['resnet'])!r}), {TINY_SET!r})
+loaded, _ = load_pretrained(build_backbone(cfg), {str(tmp_path)!r} + '/r', 0, log=lambda *a: None)
+print(len(loaded), sorted(m for m in sys.modules if m.split('.')[0] in ('rfcn', 'dff_rfcn')))
+"""
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    n, modules = proc.stdout.split(' ', 1)
+    assert int(n) > 100 and modules.strip() == '[]'

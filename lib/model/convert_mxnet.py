@@ -509,5 +509,6 @@ def cached_conversion(params_path, model, kinds=None, log=print, write_cache=Tru
 
 
 __all__ = ['KINDS', 'MODULE_PATH', 'DEFAULT_CFGS', 'IGNORED_BY_NAME', 'Conversion', 'MXNetConversionError',
-           'detect_kind', 'select_module', 'build_target', 'register_part', 'is_part', 'part_path', 'default_cfg', 'convert_params', 'convert_file',
+           'detect_kind', 'select_module', 'build_target', 'register_part', 'is_part', 'part_path', 'default_cfg',
+           'convert_params', 'convert_file',
            'write_conversion', 'cache_path_for', 'cached_conversion', 'is_conversion', 'with_prefixes']

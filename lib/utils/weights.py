@@ -205,9 +205,10 @@ def load_weights(module, path, *, at=None, bare=None, partial=False, skip=(), ki
                  loaded=None, **convert_kw):
     """Load the file at `path` into `module` (mapping: the module docstring). kinds: the kinds of official
     .params accepted (convert_mxnet.KINDS); cfg: the config the module was built from (compared with the
-    checkpoint's on a mismatch); loaded: the content of the .params' cache if the caller has read it already. Returns a dict: path, place (where the file's keys sit in a whole model),
-    loaded (module keys filled), unused (file keys not used), checkpoint (the dict read; for a .params,
-    its conversion as a checkpoint), kind (of a .params, else None)."""
+    checkpoint's on a mismatch); loaded: the content of the .params' cache if the caller has read it
+    already. Returns a dict: path, place (where the file's keys sit in a whole model), loaded (module keys
+    filled), unused (file keys not used), checkpoint (the dict read; for a .params, its conversion as a
+    checkpoint), kind (of a .params, else None)."""
     path = os.fspath(path)
     at = part_path(module) if at is None else at
     if path.endswith('.params'):
