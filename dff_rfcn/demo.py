@@ -28,8 +28,8 @@ if __package__ in (None, ''):  # run as a script: the repository root on the pat
 import torch  # noqa: E402
 
 from lib.model.detection import im_detect_boxes  # noqa: E402
-from lib.utils.checkpoint import load_model_weights  # noqa: E402
 from lib.utils.demo import DemoInputError, cli, demo_arg_parser, run_demo, setup  # noqa: E402
+from lib.utils.weights import load_model_weights  # noqa: E402
 from dff_rfcn.model import DFF  # noqa: E402
 from dff_rfcn.test import VideoDetector  # noqa: E402
 
@@ -41,7 +41,7 @@ def main(argv=None):
     if interval < 1:
         raise DemoInputError(f"the key frame interval must be at least 1, got {interval}")
     model = DFF(cfg)
-    load_model_weights(model, args.checkpoint)
+    load_model_weights(model, args.checkpoint, cfg=cfg)
     model.to(device).eval()
     detector = VideoDetector(model, interval)  # the tester's key-frame schedule and cache
     video = os.path.abspath(args.input)

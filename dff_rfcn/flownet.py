@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lib.model.convert_mxnet import register_part
+
 
 def _crop(x, like):
     return x[:, :, :like.shape[2], :like.shape[3]]
@@ -95,3 +97,6 @@ class FlowNetS(nn.Module):
             # raw predictions (flow/20 in half-resolution pixels) at strides 64, 32, 16, 8 (of the input)
             return flow, scale, [flow6, flow5, flow4, flow3, self.Convolution5(cat2)]
         return flow, scale
+
+
+register_part('flownet', FlowNetS)  # official flownet-0000.params / a DFF file's flow_* names fill a FlowNetS

@@ -32,6 +32,8 @@ from lib.config import load_config, update_from_list  # noqa: E402
 from lib.dataset.flying_chairs import FlyingChairs, read_split  # noqa: E402
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict  # noqa: E402
 from lib.utils.cli import run_cli  # noqa: E402
+from lib.utils.fileio import write_text  # noqa: E402
+from lib.utils.weights import apply_state_dict  # noqa: E402
 
 
 def multiscale_loss(preds, flow_gt, weights, div_flow):
@@ -71,6 +73,11 @@ def evaluate(net, loader, div_flow, device):
 
 def flownet_from_cfg(cfg):
     return FlowNetS(feat_dim=int(cfg.network.DFF_FEAT_DIM), width_mult=float(cfg.network.FLOW_WIDTH_MULT))
+
+
+def _config_of_the_net(cfg):
+    """The settings that shape the FlowNet, stored with the resumable state (named on a mismatch)."""
+    return {'network': {'DFF_FEAT_DIM': cfg.network.DFF_FEAT_DIM, 'FLOW_WIDTH_MULT': cfg.network.FLOW_WIDTH_MULT}}
 
 
 def output_path(cfg):
@@ -117,7 +124,7 @@ def pretrain_flownet(cfg, log=print, resume=False):
     last = state_path(cfg)
     if resume and os.path.isfile(last):
         ck = load_checkpoint(last)
-        net.load_state_dict(ck['model'])
+        apply_state_dict(net, ck['model'], last, cfg=cfg, stored_cfg=ck.get('cfg'))
         opt.load_state_dict(ck['optimizer'])
         sched.load_state_dict(ck['scheduler'])
         g.set_state(ck['generator'])
@@ -155,7 +162,8 @@ def pretrain_flownet(cfg, log=print, resume=False):
                 save_checkpoint(last, {'model': net.state_dict(), 'optimizer': opt.state_dict(),
                                        'scheduler': sched.state_dict(), 'generator': epoch_start,
                                        'epoch': train_set.epoch, 'batch_in_epoch': pos, 'iteration': it,
-                                       'before': before, 'seconds': spent + time.time() - tic})
+                                       'before': before, 'seconds': spent + time.time() - tic,
+                                       'module': 'flownet', 'cfg': _config_of_the_net(cfg)})
             if it >= max_iters:
                 break
         skip = 0
@@ -164,8 +172,7 @@ def pretrain_flownet(cfg, log=print, resume=False):
     result.update(initial_epe=before['epe'], iterations=max_iters, seconds=round(spent + time.time() - tic, 1))
     path = output_path(cfg)
     save_state_dict(path, {k: v.cpu() for k, v in net.state_dict().items()})
-    with open(path[:-4] + '.json', 'w') as f:
-        json.dump(result, f, indent=1)
+    write_text(path[:-4] + '.json', json.dumps(result, indent=1))
     log(f"FlowNet validation EPE {result['epe']:.3f} px (zero flow: {result['zero_flow_epe']:.3f} px) "
         f"after {max_iters} iterations, {result['seconds']} s; saved {path}")
     return path, result

@@ -27,9 +27,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from lib.config import load_config, update_from_list  # noqa: E402
-from lib.model.convert_mxnet import (DEFAULT_CFGS, KINDS, MXNetConversionError, build_target,  # noqa: E402
-                                     cache_path_for, convert_params, detect_kind, with_prefixes, write_conversion)
-from lib.utils.mxnet_params import MXNetParamsError, load_params  # noqa: E402
+from lib.model.convert_mxnet import (DEFAULT_CFGS, KINDS, build_target, cache_path_for,  # noqa: E402
+                                     convert_params, detect_kind, with_prefixes, write_conversion)
+from lib.utils.cli import run_cli  # noqa: E402
+from lib.utils.mxnet_params import load_params  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -51,16 +52,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     dst = args.dst or cache_path_for(args.src)
-    try:
-        params, _ = with_prefixes(load_params(args.src))
-        kind = args.kind or detect_kind(params, args.src)
-        cfg_path = args.cfg or os.path.join(ROOT, DEFAULT_CFGS[kind])
-        cfg = update_from_list(load_config(cfg_path), args.set)
-        target = build_target(kind, cfg, device='meta')  # names and shapes only
-        conv = convert_params(params, target, kind=kind, source=args.src, plain_bbox=args.bbox, ignore=args.ignore)
-    except (MXNetParamsError, MXNetConversionError, FileNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    params, _ = with_prefixes(load_params(args.src))
+    kind = args.kind or detect_kind(params, args.src)
+    cfg_path = args.cfg or os.path.join(ROOT, DEFAULT_CFGS[kind])
+    cfg = update_from_list(load_config(cfg_path), args.set)
+    target = build_target(kind, cfg, device='meta')  # names and shapes only
+    conv = convert_params(params, target, kind=kind, source=args.src, plain_bbox=args.bbox, ignore=args.ignore)
     print(f'config: {cfg_path}' + (f' with {" ".join(args.set)}' if args.set else ''))
     for line in conv.summary():
         print(line)
@@ -70,4 +67,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_cli(main))  # bad input (a file that is not an MXNet .params, a config that does not fit,
+    # a full disk): one 'error:' line, exit status 2

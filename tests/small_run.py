@@ -5,6 +5,8 @@ import sys
 
 import torch
 
+from lib.utils.fileio import load_torch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # a few images of 96 x 160: enough for every code path, seconds per run
@@ -34,10 +36,32 @@ def run_script(script, cfg, overrides, *flags, torchrun=0, timeout=600, check=Tr
 
 
 def load_state(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
+    return load_torch(path)
 
 
 def assert_same_state(a, b, rtol=1e-5, atol=1e-6):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=rtol, atol=atol, msg=lambda m, k=k: f'{k}: {m}')
+
+
+class _WritesAFile:
+    """Unpickling this runs code that writes `marker` (what a malicious checkpoint would do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('code ran')",)
+
+
+def code_running_pickles(folder, marker):
+    """Two files that write `marker` when unpickled: a torch.save zip with the object inside a checkpoint's
+    'model' entry, and a plain pickle. Returns their paths."""
+    import pickle
+    folder = str(folder)
+    as_torch, as_pickle = os.path.join(folder, 'evil.pth'), os.path.join(folder, 'evil.pkl')
+    torch.save({'format': 'dff-pytorch-checkpoint-v1', 'model': {'w': _WritesAFile(marker)}}, as_torch)
+    with open(as_pickle, 'wb') as f:
+        pickle.dump(_WritesAFile(marker), f)
+    return as_torch, as_pickle

@@ -20,9 +20,9 @@ from lib.config import load_config, update_from_list
 from lib.model.convert_mxnet import (DEFAULT_CFGS, IGNORED_BY_NAME, MXNetConversionError, build_target,
                                      cache_path_for, convert_file, convert_params, detect_kind, select_module)
 from lib.model.mxnet_names import torch_to_mxnet
-from lib.utils.checkpoint import load_model_weights
-from lib.utils.mxnet_params import load_params, save_params
-from lib.utils.pretrained import load_pretrained
+from lib.utils.fileio import load_torch
+from lib.utils.mxnet_params import MXNetParamsError, load_params, save_params
+from lib.utils.weights import load_model_weights, load_pretrained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, 'tests', 'fixtures', 'mxnet_models')
@@ -253,10 +253,11 @@ def test_cli_subprocess(tmp_path):
     ref = convert_params(load_params(fix('rfcn')), tiny_model('rfcn'))
     for k, v in model.state_dict().items():
         assert torch.equal(v, ref.state_dict[k]), k
-    # a config that does not fit: exit status 1, every problem named
+    # a config that does not fit: exit status 2, one 'error:' line naming every problem
     r = subprocess.run(cmd[:3] + [str(tmp_path / 'other.pth')], capture_output=True, text=True, cwd=tmp_path,
                        timeout=300)
-    assert r.returncode == 1 and 'missing in the file' in r.stderr and 'arg:res4b22_branch2c_weight' in r.stderr
+    assert r.returncode == 2 and 'missing in the file' in r.stderr and 'arg:res4b22_branch2c_weight' in r.stderr
+    assert r.stderr.startswith('error: ') and 'Traceback' not in r.stderr and len(r.stderr.splitlines()) == 2
     assert not (tmp_path / 'other.pth').exists()
 
 
@@ -267,7 +268,7 @@ def test_cli_in_process_kinds_and_errors(tmp_path, capsys):
         assert cli.main([fix(kind), str(dst), '--set'] + TINY_SET) == 0
         out = capsys.readouterr().out
         assert f'wrote {dst}' in out and DEFAULT_CFGS[kind] in out
-        ck = torch.load(dst, weights_only=False)
+        ck = load_torch(dst)
         assert ck['kind'] == kind and ck['converted_from']['size'] == os.path.getsize(fix(kind))
         if kind == 'resnet':
             assert ck['module'] == 'feature.backbone' and 'ignored arg:fc1000_bias' in out
@@ -275,9 +276,10 @@ def test_cli_in_process_kinds_and_errors(tmp_path, capsys):
             assert 'not in the file: Convolution5_scale.weight' in out
     bad = tmp_path / 'bad.params'
     bad.write_bytes(b'\0' * 40)
-    assert cli.main([str(bad)]) == 1
-    assert 'bad magic' in capsys.readouterr().err
-    assert cli.main([str(tmp_path / 'none.params')]) == 1
+    with pytest.raises(MXNetParamsError, match='bad magic'):
+        cli.main([str(bad)])
+    with pytest.raises(FileNotFoundError):
+        cli.main([str(tmp_path / 'none.params')])
 
 
 # ------------------------------------------------------------------------------------------- on the fly
@@ -359,7 +361,7 @@ def test_load_model_weights_from_params(tmp_path, kind):
     assert ck['kind'] == kind and os.path.isfile(cache_path_for(str(src)))
     ref = convert_params(load_params(fix(kind)), tiny_model(kind)).state_dict
     assert all(torch.equal(v, ref[k]) for k, v in model.state_dict().items())
-    cached = torch.load(cache_path_for(str(src)), weights_only=False)
+    cached = load_torch(cache_path_for(str(src)))
     assert cached['converted_from']['path'] == str(src)
     model2 = tiny_model(kind)
     load_model_weights(model2, str(src))  # from the cache

@@ -13,6 +13,7 @@ import torch
 from lib.config import load_config, update_from_list
 from lib.utils import demo as D
 from lib.utils.checkpoint import save_checkpoint
+from lib.utils.fileio import load_torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIKES = os.path.join(ROOT, 'tests', 'fixtures', 'video', 'bikes.mp4')  # 640 x 272, 250 frames, 25 fps
@@ -39,7 +40,7 @@ def dff_checkpoint(tmp_path_factory):
 @pytest.fixture(scope='module')
 def rfcn_checkpoint(dff_checkpoint, tmp_path_factory):
     """The DFF checkpoint without FlowNet: the same feature network and heads as an R-FCN."""
-    state = torch.load(dff_checkpoint, map_location='cpu', weights_only=False)['model']
+    state = load_torch(dff_checkpoint)['model']
     path = str(tmp_path_factory.mktemp('ck') / 'rfcn_random.pth')
     save_checkpoint(path, {'model': {k: v for k, v in state.items() if not k.startswith('flownet.')}})
     return path

@@ -14,6 +14,7 @@ from lib.config import load_config, update_from_list
 from lib.core.tester import split_frames
 from lib.dataset.loader import feature_size
 from lib.model.detection import FeatureNet
+from lib.utils.fileio import load_torch
 from tests.small_run import ROOT
 
 SYNTH_CFG = os.path.join(ROOT, 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml')
@@ -327,7 +328,7 @@ def flow_pairs(tmp_path_factory):
 
 def test_flownet_pretraining_writes_weights_that_dff_loads(flow_pairs, tmp_path):
     from dff_rfcn.train_flownet import main, output_path
-    from lib.utils.pretrained import load_pretrained
+    from lib.utils.weights import load_pretrained
     prefix = str(tmp_path / 'flownet_tiny')
     main(['--cfg', SYNTH_CFG, '--set', f'FLOW_PRETRAIN.dataset_path={flow_pairs}', f'network.pretrained_flow={prefix}',
           'FLOW_PRETRAIN.max_iters=40', 'FLOW_PRETRAIN.batch_size=4', 'FLOW_PRETRAIN.num_workers=0',
@@ -338,7 +339,7 @@ def test_flownet_pretraining_writes_weights_that_dff_loads(flow_pairs, tmp_path)
     info = json.load(open(path[:-4] + '.json'))
     assert info['pairs'] == 8 and info['iterations'] == 40
     assert np.isfinite(info['epe']) and info['zero_flow_epe'] > 0.5
-    state = torch.load(path, map_location='cpu')
+    state = load_torch(path)
     # the scale branch is DFF's: pretraining leaves it at its initialisation
     assert float(state['Convolution5_scale.weight'].abs().max()) == 0.0
     model = DFF(cfg)
@@ -375,12 +376,12 @@ def test_flownet_pretraining_killed_and_resumed_ends_at_the_same_weights(flow_pa
         tf.pretrain_flownet(cfg, log=lambda *a: None)
     monkeypatch.setattr(tf, 'multiscale_loss', real_loss)
     assert not os.path.exists(tf.output_path(cfg))
-    state = torch.load(tf.state_path(cfg), map_location='cpu', weights_only=False)
+    state = load_torch(tf.state_path(cfg))
     assert (state['iteration'], state['epoch'], state['batch_in_epoch']) == (5, 2, 1)
     messages = []
     path, result = tf.pretrain_flownet(cfg, log=messages.append, resume=True)
     assert 'resumed FlowNet pretraining' in messages[0] and result['iterations'] == 9
-    ref, got = torch.load(ref_path, map_location='cpu'), torch.load(path, map_location='cpu')
+    ref, got = load_torch(ref_path), load_torch(path)
     for k in ref:
         torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6, msg=k)
     assert json.load(open(ref_path[:-4] + '.json'))['epe'] == pytest.approx(result['epe'], rel=1e-5)

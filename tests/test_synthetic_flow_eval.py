@@ -69,7 +69,7 @@ def test_main_measures_a_flownet_and_runs_the_oracle_on_a_dff_checkpoint(tiny, t
     save_state_dict(flownet_file, model.flownet.state_dict())
     r = main(['--cfg', CFG, '--weights', flownet_file, '--set', *sets])
     assert r['pairs'] == 18 and r['net_all'] > 0
-    with pytest.raises(SystemExit, match='needs a DFF checkpoint'):
+    with pytest.raises(ValueError, match='needs a DFF checkpoint'):
         main(['--cfg', CFG, '--weights', flownet_file, '--oracle', '--set', *sets])
     ck = str(tmp_path / 'dff-0001.pth')
     save_checkpoint(ck, {'model': model.state_dict(), 'epoch': 1})
@@ -83,7 +83,7 @@ def test_main_measures_a_flownet_and_runs_the_oracle_on_a_dff_checkpoint(tiny, t
         assert 'mAP' in json.load(f)
     junk = tmp_path / 'junk.pth'
     junk.write_bytes(b'not a checkpoint')
-    with pytest.raises(SystemExit, match='junk.pth could not be read'):
+    with pytest.raises(ValueError, match='junk.pth could not be read'):
         main(['--cfg', CFG, '--weights', str(junk), '--set', *sets])
     with pytest.raises(SystemExit, match='not found'):
         main(['--cfg', CFG, '--weights', str(tmp_path / 'missing.pth'), '--set', *sets])

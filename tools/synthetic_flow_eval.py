@@ -32,9 +32,9 @@ from lib.config import load_config, update_from_list  # noqa: E402
 from lib.core.experiment import output_dirs  # noqa: E402
 from lib.dataset.loader import make_imdb  # noqa: E402
 from lib.dataset.synthetic_vid import resolve_params, video_scene  # noqa: E402
-from lib.utils.checkpoint import load_model_weights  # noqa: E402
-from lib.utils.image import prepare_image  # noqa: E402
 from lib.utils.cli import run_cli  # noqa: E402
+from lib.utils.image import prepare_image  # noqa: E402
+from lib.utils.weights import load_weights  # noqa: E402
 
 STRIDE = 16
 
@@ -165,24 +165,11 @@ def main(argv=None):
     if not os.path.isfile(weights):
         sys.exit(f"synthetic_flow_eval: {weights} not found (train DFF first, or give --weights)")
     model = DFF(cfg)
-    try:
-        state = None if weights.endswith('.params') else torch.load(weights, map_location='cpu', weights_only=False)
-    except Exception as e:  # noqa: BLE001 - name the file that could not be read
-        sys.exit(f"synthetic_flow_eval: {weights} could not be read ({type(e).__name__}: {e})")
-    is_flownet = isinstance(state, dict) and 'model' not in state and all(not k.startswith(('flownet.', 'feature.'))
-                                                                         for k in state)
-    if is_flownet:
-        try:
-            model.flownet.load_state_dict(state)
-        except RuntimeError as e:
-            sys.exit(f"synthetic_flow_eval: {weights} is not a FlowNet of this config: {e}")
-        if args.oracle:
-            sys.exit("synthetic_flow_eval: --oracle needs a DFF checkpoint (detection heads), not FlowNet weights")
-    else:
-        try:
-            load_model_weights(model, weights)
-        except ValueError as e:
-            sys.exit(f"synthetic_flow_eval: {e}")
+    # a DFF checkpoint (or the official DFF .params) fills the whole model; a bare state dict (what
+    # dff_rfcn/train_flownet.py writes) or the official flownet .params fills model.flownet only
+    info = load_weights(model, weights, bare='flownet', partial=True, kinds=('flownet', 'dff'), cfg=cfg)
+    if info['place'] == 'flownet' and args.oracle:
+        raise ValueError(f"{weights} holds FlowNet weights only: --oracle needs a DFF checkpoint (detection heads)")
     model.eval()
     frames = make_imdb(cfg, cfg.dataset.test_image_set).test_frames()
     gt = GroundTruthFlow(cfg)

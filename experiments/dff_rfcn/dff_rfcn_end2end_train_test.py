@@ -16,15 +16,17 @@ from dff_rfcn.test import test_dff
 from lib.core.experiment import train_test
 from lib.dataset.loader import load_train_roidb
 from lib.utils.cli import run_cli
-from lib.utils.pretrained import load_pretrained
+from lib.utils.weights import load_pretrained
 
 
 def init_weights(model, cfg):
-    # the official resnet_v1_101 file fills the backbone; a detector checkpoint (the synthetic config
-    # starts from the trained synthetic baseline) fills the backbone, feat_conv and the heads
-    load_pretrained(model, cfg.network.pretrained, cfg.network.pretrained_epoch)
+    # the official resnet_v1_101 file (or a bare backbone state dict) fills the backbone; a detector
+    # checkpoint (the synthetic config starts from the trained synthetic baseline) fills the backbone,
+    # feat_conv and the heads; the FlowNet comes from network.pretrained_flow
+    load_pretrained(model, cfg.network.pretrained, cfg.network.pretrained_epoch, bare='feature.backbone',
+                    skip=('flownet',), cfg=cfg)
     load_pretrained(model.flownet, cfg.network.pretrained_flow, cfg.network.pretrained_epoch,
-                    what='network.pretrained_flow')
+                    what='network.pretrained_flow', cfg=cfg)
 
 
 def train_data(cfg):

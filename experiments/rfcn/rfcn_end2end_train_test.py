@@ -14,13 +14,13 @@ import _init_paths  # noqa: F401
 from lib.core.experiment import train_test
 from lib.dataset.loader import BatchCollator, TrainDataset, load_train_roidb
 from lib.utils.cli import run_cli
-from lib.utils.pretrained import load_pretrained
+from lib.utils.weights import load_pretrained
 from rfcn.model import RFCN
 from rfcn.test import test_rfcn
 
 
 def init_weights(model, cfg):
-    load_pretrained(model.feature.backbone, cfg.network.pretrained, cfg.network.pretrained_epoch)
+    load_pretrained(model.feature.backbone, cfg.network.pretrained, cfg.network.pretrained_epoch, cfg=cfg)
 
 
 def train_data(cfg):

@@ -127,13 +127,13 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
     frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes)."""
     from lib.core.trainer import resolve_device
     from lib.dataset.loader import make_imdb
-    from lib.utils.checkpoint import load_model_weights
+    from lib.utils.weights import load_model_weights
     device = resolve_device(cfg)
     _, _, local_rank = dist.init_from_env(device)
     dev = torch.device('cuda', local_rank) if device == 'cuda' else torch.device('cpu')
     if model is None:
         model = build_model(cfg)
-        load_model_weights(model, checkpoint)
+        load_model_weights(model, checkpoint, cfg=cfg)
     model.to(dev).eval()
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
     annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)

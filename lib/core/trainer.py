@@ -27,6 +27,7 @@ from lib.dataset.loader import EpochOrder, images_per_update, item_generator, ma
 from lib.model.params import param_groups
 from lib.utils import dist
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+from lib.utils.weights import apply_state_dict
 
 
 class MXNetSGD(torch.optim.Optimizer):
@@ -71,14 +72,26 @@ def lr_schedule(cfg, num_images, ipu):
 
 
 def _rng_state():
-    return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate(),
+    """The RNG states as tensors and plain values (checkpoints are read with weights_only=True)."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {'torch': torch.get_rng_state(),
+            'numpy': {'bit_generator': name, 'key': key.tolist(), 'pos': int(pos), 'has_gauss': int(has_gauss),
+                      'cached_gaussian': float(gauss)},
+            'python': [version, list(internal), gauss_next],
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(s):
     torch.set_rng_state(s['torch'])
-    np.random.set_state(s['numpy'])
-    random.setstate(s['python'])
+    n = s['numpy']
+    if isinstance(n, dict):
+        np.random.set_state((n['bit_generator'], np.asarray(n['key'], dtype=np.uint32), n['pos'], n['has_gauss'],
+                             n['cached_gaussian']))
+    else:  # a checkpoint written before the states were stored as plain values
+        np.random.set_state(tuple(n))
+    version, internal, gauss_next = s['python']
+    random.setstate((version, tuple(internal), gauss_next))
     if s.get('cuda') is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s['cuda'])
 
@@ -108,7 +121,7 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
     last_path = os.path.join(output_dir, f'{prefix}-last.pth')
     if resume and os.path.isfile(last_path):
         ck = load_checkpoint(last_path, map_location='cpu')
-        model.load_state_dict(ck['model'])
+        apply_state_dict(model, ck['model'], last_path, cfg=cfg, stored_cfg=ck.get('cfg'))
         opt.load_state_dict(ck['optimizer'])
         epoch, start_update, global_update = ck['epoch'], ck['update_in_epoch'], ck['global_update']
         _set_rng_state(ck['rng'])
@@ -230,6 +243,6 @@ def _plain(obj):
         return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
+    if isinstance(obj, (np.ndarray, np.generic)):
         return obj.tolist()
     return obj

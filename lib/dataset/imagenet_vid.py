@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from lib.utils.fileio import atomic_write
+
 from .imagenet_vid_eval import parse_vid_xml
 from .vid_classes import dataset_classes
 
@@ -114,11 +116,8 @@ class ImageNetVID:
             except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
                 pass  # unreadable cache: rebuild
         roidb = [self._load_annotation(i) for i in range(len(self.image_set_index))]
-        os.makedirs(self.cache_path, exist_ok=True)
-        tmp = f'{cache_file}.tmp{os.getpid()}'
-        with open(tmp, 'wb') as f:
-            pickle.dump({'key': key, 'roidb': roidb}, f, pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, cache_file)
+        payload = {'key': key, 'roidb': roidb}
+        atomic_write(cache_file, lambda f: pickle.dump(payload, f, pickle.HIGHEST_PROTOCOL))
         return roidb
 
     def _load_annotation(self, i):

@@ -55,11 +55,12 @@ import math
 import os
 import pickle
 import sys
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 
 import numpy as np
+
+from lib.utils.fileio import atomic_write, write_text
 
 DEFAULT_IOU_THR = 0.5
 PIXEL_TOLERANCE = 10
@@ -74,25 +75,6 @@ _EPS = np.finfo(np.float64).eps
 
 # ----------------------------------------------------------------------------------------------------
 # small helpers
-
-def _atomic_write(path, write_fn, mode="w"):
-    """Write through ``write_fn(file)`` into a temp file next to ``path``, then rename it onto ``path``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _iou_matrix(a, b):
@@ -303,7 +285,7 @@ def read_frame_list(path):
 def write_frame_list(path, frames):
     """Write (frame_path, frame_id) pairs as ``frame_path frame_id`` lines (atomically)."""
     text = "".join(f"{p} {int(i)}\n" for p, i in frames)
-    _atomic_write(path, lambda f: f.write(text))
+    write_text(path, text)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -374,7 +356,7 @@ def load_gt(annotation_root, frames, class_to_index, cache_file=None):
     gt = make_gt(frames, records, class_to_index)
     if cache_file is not None:
         payload = {"version": _CACHE_VERSION, "key": key, "gt": gt}
-        _atomic_write(cache_file, lambda f: pickle.dump(payload, f, pickle.HIGHEST_PROTOCOL), "wb")
+        atomic_write(cache_file, lambda f: pickle.dump(payload, f, pickle.HIGHEST_PROTOCOL), "wb")
     return gt
 
 
@@ -661,7 +643,7 @@ def write_detections(path, rows):
             f.write("".join(DET_FORMAT % (int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) + "\n"
                             for r in part))
 
-    _atomic_write(path, write)
+    atomic_write(path, write, "w")
 
 
 def _check_det_line(line):
@@ -758,7 +740,7 @@ def write_eval_json(path, result, time_per_image_s=None):
     payload = dict(result)
     payload["time_per_image_s"] = time_per_image_s
     text = json.dumps(_json_clean(payload), indent=2, sort_keys=False) + "\n"
-    _atomic_write(path, lambda f: f.write(text))
+    write_text(path, text)
 
 
 def main(argv=None):

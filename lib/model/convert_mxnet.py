@@ -42,6 +42,11 @@ API:
     conv = convert_file(path, cfg)            # builds the target from cfg (meta device) and converts
     build_target(kind, cfg)                   # the module a kind converts into
     cached_conversion(path, module)           # convert once, cache <path minus .params>.pth next to it
+    register_part('flownet', FlowNetS)        # the class a part kind converts into (dff_rfcn/flownet.py
+                                              # registers FlowNetS; ResNetV1 is built in), so filling a
+                                              # module never imports a model variant
+
+Loading a file of weights into a module (any kind of file, this converter for .params): lib/utils/weights.py.
 """
 import fnmatch
 import os
@@ -52,7 +57,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from lib.utils.checkpoint import save_checkpoint
+from lib.utils.fileio import load_torch
+
 from .mxnet_names import torch_to_mxnet
+from .resnet_v1 import ResNetV1
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -84,6 +93,29 @@ BBOX_W_TEST, BBOX_B_TEST = 'arg:rfcn_bbox_weight_test', 'arg:rfcn_bbox_bias_test
 PLAIN_BBOX_MODES = ('denormalized', 'normalized')
 CACHE_FORMAT = 'dff-pytorch-from-mxnet-v1'
 NO_COUNTERPART = 'no MXNet counterpart (nn.BatchNorm2d step counter), left as is'
+# the class of the module a part kind converts into; FlowNetS registers itself when its module is imported
+PART_TYPES = {'resnet': ResNetV1}
+
+
+def register_part(kind, cls):
+    """Tell the converter which module class a part kind ('resnet', 'flownet') converts into."""
+    if kind not in ('resnet', 'flownet'):
+        raise ValueError(f'only the parts resnet and flownet have a module class, not {kind!r}')
+    PART_TYPES[kind] = cls
+
+
+def is_part(module, kind):
+    cls = PART_TYPES.get(kind)
+    return cls is not None and isinstance(module, cls)
+
+
+def part_path(module):
+    """Where `module` sits in a whole RFCN / DFF model: 'feature.backbone' for a ResNetV1, 'flownet' for a
+    FlowNetS, '' for anything else (a whole model, or a module filled by its own names)."""
+    for kind in ('resnet', 'flownet'):
+        if is_part(module, kind):
+            return MODULE_PATH[kind]
+    return ''
 
 
 class MXNetConversionError(ValueError):
@@ -165,21 +197,19 @@ def detect_kind(names, source='<params>'):
 def select_module(model, kind):
     """(target module, its path in the whole model) for a file of `kind`. `model` may be the target
     itself (ResNetV1 for resnet, FlowNetS for flownet) or a whole RFCN / DFF model."""
-    from dff_rfcn.flownet import FlowNetS
-    from .resnet_v1 import ResNetV1
     name = type(model).__name__
     if kind == 'resnet':
-        if isinstance(model, ResNetV1):
+        if is_part(model, 'resnet'):
             return model, ''
-        if hasattr(model, 'feature') and isinstance(getattr(model.feature, 'backbone', None), ResNetV1):
+        if hasattr(model, 'feature') and is_part(getattr(model.feature, 'backbone', None), 'resnet'):
             return model.feature.backbone, MODULE_PATH[kind]
     elif kind == 'flownet':
-        if isinstance(model, FlowNetS):
+        if is_part(model, 'flownet'):
             return model, ''
-        if isinstance(getattr(model, 'flownet', None), FlowNetS):
+        if is_part(getattr(model, 'flownet', None), 'flownet'):
             return model.flownet, MODULE_PATH[kind]
     elif kind in ('rfcn', 'dff'):
-        has_flow = isinstance(getattr(model, 'flownet', None), FlowNetS)
+        has_flow = is_part(getattr(model, 'flownet', None), 'flownet')
         if hasattr(model, 'feature') and hasattr(model, 'heads') and has_flow == (kind == 'dff'):
             return model, ''
         hint = (' (a trained DFF file holds the baseline layers plus the FlowNet: build a DFF model)' if kind == 'dff'
@@ -332,20 +362,20 @@ def convert_params(params, model, kind=None, source='<params>', plain_bbox='deno
     if dtypes and dtypes != ['float32']:
         conv.notes.append(f'file dtypes {dtypes} converted to the model dtype')
 
-    problems = []
+    problems = []  # one line, every name (the entry scripts print it as one 'error:' line)
     if bad_shape:
-        problems.append(f'{len(bad_shape)} shape/dtype mismatch(es):\n    ' + '\n    '.join(bad_shape))
+        problems.append(f'{len(bad_shape)} shape/dtype mismatch(es): ' + ', '.join(bad_shape))
     if strict and missing:
-        problems.append(f'{len(missing)} name(s) of the model missing in the file:\n    ' + '\n    '.join(missing))
+        problems.append(f'{len(missing)} name(s) of the model missing in the file: ' + ', '.join(missing))
     if strict and unexpected:
-        problems.append(f'{len(unexpected)} unexpected name(s) in the file (not in the model):\n    '
-                        + '\n    '.join(unexpected))
+        problems.append(f'{len(unexpected)} unexpected name(s) in the file (not in the model): '
+                        + ', '.join(unexpected))
     if problems:
         raise MXNetConversionError(
             f'{source} ({KINDS[kind]}) does not fit {type(module).__name__}'
             + (f' (the model\'s {path})' if path else '') + ' as built from the config. Check the config '
             '(network.RESNET_DEPTH/RESNET_UNITS/RESNET_WIDTH, DFF_FEAT_DIM, FLOW_WIDTH_MULT, dataset.NUM_CLASSES, '
-            'CLASS_AGNOSTIC).\n  ' + '\n  '.join(problems))
+            'CLASS_AGNOSTIC). ' + '; '.join(problems))
     conv.missing, conv.unexpected = missing, unexpected
     return conv
 
@@ -371,26 +401,17 @@ def source_stamp(path):
 
 
 def conversion_checkpoint(conv, src_path):
-    """The .pth content written for a conversion: a checkpoint of this project ('model' entry, readable
-    by lib.utils.checkpoint.load_checkpoint and lib.utils.pretrained.load_pretrained) plus provenance."""
+    """The .pth content written for a conversion: a checkpoint of this project ('model' entry, 'module'
+    = where its keys sit in a whole model; lib/utils/weights.py loads it) plus provenance."""
     return {'model': conv.state_dict, 'kind': conv.kind, 'module': MODULE_PATH[conv.kind],
             'converted_from': source_stamp(src_path), 'ignored': dict(conv.ignored), 'kept': dict(conv.kept),
             'notes': list(conv.notes), 'cache_format': CACHE_FORMAT}
 
 
 def write_conversion(conv, src_path, dst_path):
-    """Write the conversion atomically (temporary file in the same folder + rename; no partial file is
-    left behind on failure). The content is a checkpoint of this project (lib/utils/checkpoint.py)."""
-    from lib.utils.checkpoint import FORMAT
-    folder = os.path.dirname(os.path.abspath(dst_path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f'.{os.path.basename(dst_path)}.tmp{os.getpid()}')
-    try:
-        torch.save(dict(conversion_checkpoint(conv, src_path), format=FORMAT), tmp)
-        os.replace(tmp, dst_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write the conversion atomically (lib/utils/fileio.py: no partial file is left behind on failure).
+    The content is a checkpoint of this project (lib/utils/checkpoint.py)."""
+    save_checkpoint(dst_path, conversion_checkpoint(conv, src_path))
     return dst_path
 
 
@@ -431,8 +452,8 @@ def _load_cache(cache, params_path, model, kinds, loaded=None):
     ck = loaded
     if ck is None:
         try:
-            ck = torch.load(cache, map_location='cpu', weights_only=False)
-        except Exception:  # noqa: BLE001 - not ours (or broken): left alone
+            ck = load_torch(cache)
+        except (ValueError, OSError):  # not ours, broken or unsafe: left alone, never read further
             return None, True
     if not is_conversion(ck):
         return None, True
@@ -488,5 +509,6 @@ def cached_conversion(params_path, model, kinds=None, log=print, write_cache=Tru
 
 
 __all__ = ['KINDS', 'MODULE_PATH', 'DEFAULT_CFGS', 'IGNORED_BY_NAME', 'Conversion', 'MXNetConversionError',
-           'detect_kind', 'select_module', 'build_target', 'default_cfg', 'convert_params', 'convert_file',
+           'detect_kind', 'select_module', 'build_target', 'register_part', 'is_part', 'part_path', 'default_cfg',
+           'convert_params', 'convert_file',
            'write_conversion', 'cache_path_for', 'cached_conversion', 'is_conversion', 'with_prefixes']

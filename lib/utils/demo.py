@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from lib.utils.fileio import write_bytes
 from lib.utils.flow_io import color_wheel, flow_to_color  # noqa: F401 (the demos' flow colouring)
 from lib.utils.image import read_image, resize, to_tensor
 
@@ -209,8 +210,11 @@ def draw_detections(im, dets, class_names):
 # output
 
 def write_image(path, im):
-    if not cv2.imwrite(path, im):
+    """Encoded by its extension (cv2.imencode), written atomically (no fsync: one of many frames)."""
+    ok, data = cv2.imencode(os.path.splitext(path)[1] or '.jpg', im)
+    if not ok:
         raise OSError(f"could not write the image {path}")
+    write_bytes(path, data.tobytes(), sync=False)
 
 
 class DetectionWriter:

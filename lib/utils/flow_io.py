@@ -14,6 +14,7 @@ import os
 import cv2
 import numpy as np
 
+from lib.utils.fileio import atomic_write, write_bytes
 from lib.utils.image import read_image
 
 FLO_MAGIC = 202021.25
@@ -68,9 +69,13 @@ def write_flo(path, flow):
     if not (0 < width <= MAX_FLO_SIDE and 0 < height <= MAX_FLO_SIDE and width * height <= MAX_FLO_PIXELS):
         raise ValueError(f"{path}: cannot write a flow field of size {width}x{height}")
     header = FLO_MAGIC_BYTES + np.array([width, height], '<i4').tobytes()
-    with open(path, 'wb') as f:
+    data = np.ascontiguousarray(flow, dtype='<f4')
+
+    def write(f):
         f.write(header)
-        f.write(np.ascontiguousarray(flow, dtype='<f4').tobytes())
+        f.write(data.tobytes())
+
+    atomic_write(path, write, sync=False)  # a dataset file: the dataset's marker, written last, makes it whole
 
 
 def read_ppm(path):
@@ -81,8 +86,10 @@ def read_ppm(path):
 def write_ppm(path, img):
     """Write a BGR uint8 image as a binary (P6) .ppm."""
     path = os.fspath(path)
-    if not cv2.imwrite(path, img, [cv2.IMWRITE_PXM_BINARY, 1]):
-        raise OSError(f"could not write image: {path}")
+    ok, data = cv2.imencode('.ppm', img, [cv2.IMWRITE_PXM_BINARY, 1])
+    if not ok:
+        raise OSError(f"could not encode image: {path}")
+    write_bytes(path, data.tobytes(), sync=False)
 
 
 # Middlebury colour wheel: hue segments red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta,

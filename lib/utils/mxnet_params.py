@@ -33,6 +33,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from lib.utils.fileio import atomic_write
+
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8
 V2_MAGIC = 0xF993FAC9
@@ -243,27 +245,19 @@ def save_params(path, arrays, fmt='v2'):
         names, values = list(arrays.keys()), list(arrays.values())
     else:
         names, values = [], list(arrays)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f'.{os.path.basename(path)}.tmp{os.getpid()}')
-    try:
-        with open(tmp, 'wb') as f:
-            f.write(struct.pack('<QQQ', LIST_MAGIC, 0, len(values)))
-            for i, a in enumerate(values):
-                head, data = _array_bytes(a, fmt, names[i] if names else f'array {i}')
-                f.write(head)
-                f.write(data.tobytes(order='C'))
-            f.write(struct.pack('<Q', len(names)))
-            for n in names:
-                b = str(n).encode('utf-8')
-                f.write(struct.pack('<Q', len(b)))
-                f.write(b)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    def write(f):
+        f.write(struct.pack('<QQQ', LIST_MAGIC, 0, len(values)))
+        for i, a in enumerate(values):
+            head, data = _array_bytes(a, fmt, names[i] if names else f'array {i}')
+            f.write(head)
+            f.write(data.tobytes(order='C'))
+        f.write(struct.pack('<Q', len(names)))
+        for n in names:
+            b = str(n).encode('utf-8')
+            f.write(struct.pack('<Q', len(b)))
+            f.write(b)
+
+    return atomic_write(os.fspath(path), write)
 
 
 __all__ = ['load_params', 'read_params_bytes', 'save_params', 'MXNetParamsError', 'TYPE_FLAGS', 'FORMATS']

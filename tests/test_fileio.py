@@ -1,0 +1,163 @@
+"""The one atomic writer and the one torch reader (lib/utils/fileio.py): temp file in the same folder, fsync,
+rename; the temp file removed on any failure; a full disk reported as such; loading never runs code."""
+import errno
+import os
+import pickle
+import random
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from lib.utils import fileio
+from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+from lib.utils.cli import run_cli
+from lib.utils.fileio import (DiskFullError, UnsafeFileError, atomic_write, load_torch, save_torch, write_bytes,
+                              write_text)
+from tests.small_run import code_running_pickles
+
+
+def _leftovers(folder):
+    return [f for f in os.listdir(folder) if f.endswith('.tmp') or '.tmp' in f]
+
+
+def test_atomic_write_writes_text_bytes_and_torch_with_the_permissions_of_open(tmp_path):
+    write_text(tmp_path / 'a.txt', 'héllo\n')
+    write_bytes(tmp_path / 'sub' / 'b.bin', b'\0\1\2')  # the folder is created
+    save_torch(tmp_path / 'c.pth', {'x': torch.arange(5), 'n': [1, 2.5, 'three', None]})
+    assert (tmp_path / 'a.txt').read_text(encoding='utf-8') == 'héllo\n'
+    assert (tmp_path / 'sub' / 'b.bin').read_bytes() == b'\0\1\2'
+    back = load_torch(tmp_path / 'c.pth')
+    assert torch.equal(back['x'], torch.arange(5)) and back['n'] == [1, 2.5, 'three', None]
+    with open(tmp_path / 'plain', 'w') as f:
+        f.write('x')
+    mode = stat.S_IMODE(os.stat(tmp_path / 'plain').st_mode)
+    assert all(stat.S_IMODE(os.stat(p).st_mode) == mode for p in (tmp_path / 'a.txt', tmp_path / 'c.pth'))
+    assert not _leftovers(tmp_path) and not _leftovers(tmp_path / 'sub')
+
+
+@pytest.mark.parametrize('failure', [RuntimeError('boom'), KeyboardInterrupt()])
+def test_a_failure_while_writing_removes_the_temp_file_and_keeps_the_old_file(tmp_path, failure):
+    path = tmp_path / 'eval.json'
+    write_text(path, 'old')
+
+    def write(f):
+        f.write('new, half written' * 1000)
+        f.flush()
+        assert _leftovers(tmp_path)  # the temporary file exists while writing, in the same folder
+        raise failure
+
+    with pytest.raises(type(failure)):
+        atomic_write(path, write, 'w')
+    assert path.read_text() == 'old' and not _leftovers(tmp_path)
+
+
+def _fill_the_disk_after(monkeypatch, n_bytes):
+    """os.write writes the first n_bytes for real, then fails with ENOSPC, as a full disk does."""
+    real, written = os.write, [0]
+
+    def write(fd, data):
+        room = n_bytes - written[0]
+        if room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = real(fd, bytes(data)[:room])
+        written[0] += n
+        return n
+
+    monkeypatch.setattr(fileio.os, 'write', write)
+
+
+@pytest.mark.parametrize('what', ['checkpoint', 'text'])
+def test_a_full_disk_is_reported_as_such_and_leaves_no_temp_file(tmp_path, monkeypatch, what):
+    path = tmp_path / ('m-last.pth' if what == 'checkpoint' else 'det.txt')
+    if what == 'checkpoint':
+        save_checkpoint(path, {'model': {'w': torch.zeros(3)}})
+    else:
+        write_text(path, 'old')
+    before = path.read_bytes()
+    _fill_the_disk_after(monkeypatch, 4096)
+    with pytest.raises(DiskFullError) as e:
+        if what == 'checkpoint':
+            save_checkpoint(path, {'model': {'w': torch.zeros(100000)}})  # 400 kB: fails after 4 kB
+        else:
+            write_text(path, 'x' * 3_000_000)
+    monkeypatch.undo()
+    assert e.value.errno == errno.ENOSPC and str(path) in str(e.value)
+    assert 'No space left on device' in str(e.value) and '\n' not in str(e.value)
+    assert path.read_bytes() == before and not _leftovers(tmp_path)
+
+
+def test_a_full_disk_at_fsync_and_the_cli_line(tmp_path, monkeypatch, capsys):
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio.os, 'fsync', full)
+    path = tmp_path / 'out' / 'x-0001.pth'
+    monkeypatch.delenv('DFF_DEBUG', raising=False)
+    with pytest.raises(SystemExit) as e:
+        run_cli(save_checkpoint, str(path), {'model': {}})
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f'error: {path}: No space left on device')
+    assert len([line for line in err.splitlines() if line.startswith('error:')]) == 1 and 'Traceback' not in err
+    assert not os.listdir(tmp_path / 'out')
+
+
+def test_other_os_errors_stay_what_they_are(tmp_path, monkeypatch):
+    def denied(*a, **k):
+        raise PermissionError(errno.EACCES, 'Permission denied')
+
+    monkeypatch.setattr(fileio.os, 'replace', denied)
+    with pytest.raises(PermissionError):
+        write_text(tmp_path / 'a.txt', 'x')
+    assert not os.listdir(tmp_path)
+
+
+def test_loading_never_runs_code(tmp_path):
+    marker = tmp_path / 'marker'
+    as_torch, as_pickle = code_running_pickles(tmp_path, marker)
+    with open(as_pickle, 'rb') as f:  # the files really would write the marker if unpickled as usual
+        pickle.load(f)
+    assert marker.read_text() == 'code ran'
+    marker.unlink()
+    with pytest.raises(UnsafeFileError, match=r'evil.pth could not be read safely: it asks for (builtins\.)?exec'):
+        load_torch(as_torch)
+    with pytest.raises(UnsafeFileError, match='evil.pkl could not be read safely'):
+        load_torch(as_pickle)
+    with pytest.raises(UnsafeFileError):
+        load_checkpoint(as_torch)
+    assert not marker.exists()
+    for p in (as_torch, as_pickle):
+        try:
+            load_torch(p)
+        except UnsafeFileError as e:
+            assert '\n' not in str(e) and isinstance(e, ValueError)
+
+
+def test_unreadable_and_missing_files_name_the_file(tmp_path):
+    junk = tmp_path / 'junk.pth'
+    junk.write_bytes(b'not a checkpoint')
+    with pytest.raises(ValueError, match='junk.pth could not be read'):
+        load_torch(junk)
+    good = tmp_path / 'good.pth'
+    save_torch(good, {'w': torch.zeros(1000)})
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(ValueError, match=r'cut.pth could not be read as a torch file \(RuntimeError'):
+        load_torch(cut)
+    with pytest.raises(FileNotFoundError, match='nothing.pth'):
+        load_torch(tmp_path / 'nothing.pth')
+
+
+def test_checkpoints_written_with_numpy_rng_states_still_load(tmp_path):
+    """Training checkpoints written before the RNG states were stored as lists held numpy arrays."""
+    path = tmp_path / 'old-last.pth'
+    torch.save({'format': 'dff-pytorch-checkpoint-v1', 'model': {'w': torch.ones(2)}, 'x': np.float64(2.5),
+                'rng': {'numpy': np.random.get_state(), 'python': random.getstate(), 'torch': torch.get_rng_state()}},
+               path)
+    ck = load_checkpoint(path)
+    assert ck['x'] == 2.5 and np.array_equal(ck['rng']['numpy'][1], np.random.get_state()[1])
+    # but not an object array (its items would be unpickled by the restricted unpickler anyway)
+    torch.save({'model': {}, 'o': np.array([None, 1], dtype=object)}, tmp_path / 'obj.pth')
+    with pytest.raises(UnsafeFileError):
+        load_torch(tmp_path / 'obj.pth')
