@@ -71,7 +71,7 @@ def evaluate(net, loader, div_flow, device):
 
 
 def flownet_from_cfg(cfg):
-    return FlowNetS(feat_dim=int(cfg.network.DFF_FEAT_DIM), width_mult=float(cfg.network.FLOW_WIDTH_MULT))
+    return FlowNetS(cfg)
 
 
 def output_path(cfg):

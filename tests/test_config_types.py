@@ -407,3 +407,33 @@ def test_yaml_values_stay_what_the_original_yamls_say():
                 assert got.tolist() == v
             else:
                 assert got == v and (type(got) is type(v) or isinstance(got, float)), path
+
+
+# ------------------------------------------------------------------------------- modules: from_config
+def test_modules_take_explicit_arguments_and_never_store_the_config():
+    from dff_rfcn.flownet import FlowNetS
+    from dff_rfcn.model import DFF
+    from lib.config import is_config
+    from lib.model.detection import DetectionHeads, FeatureNet
+    from rfcn.model import RFCN
+    cfg = update_from_list(load_config(DFF_SYN), ['network.DFF_FEAT_DIM=16', 'network.FLOW_WIDTH_MULT=0.03125'])
+    for cls in (RFCN, DFF):
+        torch.manual_seed(0)
+        model = cls(cfg)
+        for name, module in model.named_modules():
+            stored = [k for k, v in vars(module).items() if is_config(v)]
+            assert not stored, f'{cls.__name__}.{name} stores the config as {stored}'
+        # the same model from explicit arguments, built in the same order
+        torch.manual_seed(0)
+        explicit = cls(**cls.from_config(cfg))
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), explicit.state_dict().values()))
+    heads = DetectionHeads(**DetectionHeads.from_config(cfg))
+    assert (heads.num_classes, heads.ohem_rois, heads.test_proposals.post_nms_top_n) == (6, 128, 300)
+    assert heads.roi_sampling.bbox_stds == (0.1, 0.1, 0.2, 0.2) and heads.roi_sampling.normalize_targets
+    assert FeatureNet(cfg).feat_conv_3x3.out_channels == 16
+    flow = FlowNetS(cfg)
+    assert flow.Convolution5_scale.out_channels == 16 and flow.conv2.out_channels == 4
+    with pytest.raises(TypeError, match=r'FlowNetS\(cfg\) takes the config alone'):
+        FlowNetS(cfg, width_mult=1.0)
+    with pytest.raises(ValueError, match='network.NUM_ANCHORS = 4 but ANCHOR_SCALES x ANCHOR_RATIOS give 9'):
+        DetectionHeads(update_from_list(load_config(DFF_SYN), ['network.NUM_ANCHORS=4']))

@@ -20,6 +20,7 @@ Keys this port adds (none of them changes the original's behaviour at its defaul
 """
 import copy
 import difflib
+import functools
 import os
 import re
 import sys
@@ -479,3 +480,23 @@ def update_from_list(cfg, pairs, source='--set'):
         _merge(cfg, tree, (), source, given)
     _warn(cfg, given)
     return cfg
+
+
+# ---------------------------------------------------------------------------------------------------
+def is_config(obj):
+    """A config of this module (or a dict shaped like one), as opposed to explicit arguments."""
+    return isinstance(obj, dict) and 'network' in obj and 'TRAIN' in obj
+
+
+def configurable(init):
+    """Decorator for the __init__ of a module with explicit constructor arguments and a classmethod
+    `from_config(cfg) -> dict of those arguments` (detectron2's @configurable): `Cls(cfg)` builds from a
+    config, `Cls(**explicit)` from arguments; the module never stores the config."""
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        if args and is_config(args[0]):
+            if len(args) > 1 or kwargs:
+                raise TypeError(f"{type(self).__name__}(cfg) takes the config alone")
+            return init(self, **type(self).from_config(args[0]))
+        return init(self, *args, **kwargs)
+    return wrapped
