@@ -437,3 +437,9 @@ def test_modules_take_explicit_arguments_and_never_store_the_config():
         FlowNetS(cfg, width_mult=1.0)
     with pytest.raises(ValueError, match='network.NUM_ANCHORS = 4 but ANCHOR_SCALES x ANCHOR_RATIOS give 9'):
         DetectionHeads(update_from_list(load_config(DFF_SYN), ['network.NUM_ANCHORS=4']))
+
+
+def test_docs_list_every_unused_key():
+    text = open(os.path.join(ROOT, 'docs', 'configuration.md')).read()
+    for path in _UNUSED:
+        assert f"`{'.'.join(path)}`" in text, '.'.join(path)
