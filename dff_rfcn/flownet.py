@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lib.config import configurable
 from lib.model.convert_mxnet import register_part
 
 
@@ -27,7 +28,9 @@ def _crop(x, like):
 class FlowNetS(nn.Module):
     FLOW_SCALE = 2.5  # spec 3.1: Convolution5 x 2.5
 
+    @configurable
     def __init__(self, feat_dim=1024, width_mult=1.0):
+        """FlowNetS(cfg) (network.DFF_FEAT_DIM, network.FLOW_WIDTH_MULT) or FlowNetS(feat_dim=, width_mult=)."""
         super().__init__()
 
         def c(n):
@@ -71,6 +74,10 @@ class FlowNetS(nn.Module):
         # spec 3.1 / 4.2: the scale map starts at exactly 1; its bias is frozen (lr_mult 0, see lib/model/params.py)
         nn.init.zeros_(self.Convolution5_scale.weight)
         nn.init.ones_(self.Convolution5_scale.bias)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {'feat_dim': int(cfg.network.DFF_FEAT_DIM), 'width_mult': float(cfg.network.FLOW_WIDTH_MULT)}
 
     def forward(self, cur, key, multiscale=False):
         lrelu = lambda t: F.leaky_relu(t, 0.1)  # noqa: E731

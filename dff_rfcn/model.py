@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 import lib.ops as ops
+from lib.config import configurable
 from lib.model.detection import DetectionHeads, FeatureNet
 
 from .flownet import FlowNetS
@@ -13,12 +14,18 @@ from .flownet import FlowNetS
 class DFF(nn.Module):
     may_skip_parameters = True  # FlowNet is left out of the graph for eq_flag = 1 batches (DDP must know)
 
-    def __init__(self, cfg):
+    @configurable
+    def __init__(self, feature, flownet, heads):
+        """DFF(cfg), or DFF(feature=FeatureNet(...), flownet=FlowNetS(...), heads=DetectionHeads(...))."""
         super().__init__()
-        self.feature = FeatureNet(cfg)
-        self.flownet = FlowNetS(feat_dim=int(cfg.network.DFF_FEAT_DIM), width_mult=float(cfg.network.FLOW_WIDTH_MULT))
-        self.heads = DetectionHeads(cfg)
+        self.feature = feature
+        self.flownet = flownet
+        self.heads = heads
         self.zero_flow = False  # ablation: copy the key features instead of warping them (flow forced to 0)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {'feature': FeatureNet(cfg), 'flownet': FlowNetS(cfg), 'heads': DetectionHeads(cfg)}
 
     def propagate(self, key_feat, cur, key):
         """Warp key-frame features to the current frame: flow_warp(key_feat, flow) * scale (spec 3.2)."""

@@ -29,6 +29,7 @@ from tqdm import tqdm  # noqa: E402
 
 from dff_rfcn.flownet import FlowNetS  # noqa: E402
 from lib.config import load_config, update_from_list  # noqa: E402
+from lib.core.trainer import process_device, resolve_device  # noqa: E402
 from lib.dataset.flying_chairs import FlyingChairs, read_split  # noqa: E402
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict  # noqa: E402
 from lib.utils.cli import run_cli  # noqa: E402
@@ -72,7 +73,7 @@ def evaluate(net, loader, div_flow, device):
 
 
 def flownet_from_cfg(cfg):
-    return FlowNetS(feat_dim=int(cfg.network.DFF_FEAT_DIM), width_mult=float(cfg.network.FLOW_WIDTH_MULT))
+    return FlowNetS(cfg)
 
 
 def _config_of_the_net(cfg):
@@ -99,7 +100,7 @@ def pretrain_flownet(cfg, log=print, resume=False):
     uninterrupted run gives (the interrupted epoch's order is replayed: its finished batches are read and
     skipped)."""
     p = cfg.FLOW_PRETRAIN
-    device = 'cuda' if cfg.device in ('cuda', 'auto') and torch.cuda.is_available() else 'cpu'
+    device = process_device(resolve_device(cfg), 0, 1)
     torch.manual_seed(int(cfg.seed))
     train_ids, val_ids = read_split(p.dataset_path)
     if not train_ids or not val_ids:
@@ -181,7 +182,8 @@ def pretrain_flownet(cfg, log=print, resume=False):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--cfg', required=True)
-    ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
+    ap.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
+                    help='config overrides (yaml values); may be repeated')
     ap.add_argument('--resume', action='store_true', help='continue from the last FLOW_PRETRAIN.CHECKPOINT_ITERS state')
     args = ap.parse_args(argv)
     cfg = update_from_list(load_config(args.cfg), args.set)

@@ -39,7 +39,8 @@ def parse_args(argv=None):
     p.add_argument('dst', nargs='?', default=None, help='output .pth (default: SRC with .pth)')
     p.add_argument('--cfg', default=None, help='experiment yaml the network is built from (default by kind: '
                    + '; '.join(f'{k}: {v}' for k, v in DEFAULT_CFGS.items()) + ')')
-    p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides')
+    p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
+                   help='config overrides (yaml values); may be repeated')
     p.add_argument('--kind', choices=list(KINDS), default=None, help='override the detected kind')
     p.add_argument('--bbox', choices=['denormalized', 'normalized'], default='denormalized',
                    help='trained files without rfcn_bbox_*_test: whether rfcn_bbox is already de-normalised (as the '

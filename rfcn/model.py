@@ -1,14 +1,22 @@
 """The frame baseline: R-FCN on every frame (spec 2). Everything it is made of lives in lib/model."""
 import torch.nn as nn
 
+from lib.config import configurable
 from lib.model.detection import DetectionHeads, FeatureNet
 
 
 class RFCN(nn.Module):
-    def __init__(self, cfg):
+    """RFCN(cfg), or RFCN(feature=FeatureNet(...), heads=DetectionHeads(...))."""
+
+    @configurable
+    def __init__(self, feature, heads):
         super().__init__()
-        self.feature = FeatureNet(cfg)
-        self.heads = DetectionHeads(cfg)
+        self.feature = feature
+        self.heads = heads
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {'feature': FeatureNet(cfg), 'heads': DetectionHeads(cfg)}
 
     def forward(self, batch):
         """Training: a collated batch (lib.dataset.loader.BatchCollator) -> dict of the four losses."""

@@ -153,7 +153,8 @@ def main(argv=None):
     ap.add_argument('--cfg', default='experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml')
     ap.add_argument('--weights', default=None, help='DFF checkpoint or FlowNet state dict')
     ap.add_argument('--oracle', action='store_true', help='also test DFF with the ground-truth flow')
-    ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE')
+    ap.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
+                    help='config overrides (yaml values); may be repeated')
     args = ap.parse_args(argv)
     os.chdir(ROOT)
     cfg = update_from_list(load_config(args.cfg), args.set)

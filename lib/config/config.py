@@ -5,15 +5,25 @@ frame baseline), updated from a yaml file.
     from lib.config import config, update_config
     cfg = update_config("experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml")
 
-An unknown or mistyped key is an error naming the key, the file and the nearest valid keys, so the
-original yaml files carry over unchanged and a typo never goes unnoticed.
+Reading a yaml file or a --set checks every value:
+- an unknown or mistyped key is an error naming the key, the file and the nearest valid keys;
+- a value must have its default's type (an integer, a number, true/false, a string, a list of numbers,
+  ...; e.g. "TRAIN.lr: expected a number, got 'fast'"), and is stored as that type;
+- `_BASE_: other.yaml` (a path relative to the including file) loads that file first, so a derived
+  file states only what differs; sections merge key by key, any other value replaces the base's;
+- a key of the original that this port does not read gets a one-line warning on stderr when it asks for
+  something the port does not do, saying what to use instead (TRAIN.RESUME -> --resume, ...).
+The original yaml files (no _BASE_) carry over unchanged.
 
 Keys this port adds (none of them changes the original's behaviour at its default value) are marked
 "[port]" below and listed in the README.
 """
 import copy
 import difflib
+import functools
 import os
+import re
+import sys
 
 import numpy as np
 import yaml
@@ -26,10 +36,12 @@ def _defaults():
     config.MXNET_VERSION = ''      # accepted for compatibility with the original yaml files; unused
     config.output_path = ''
     config.symbol = ''
-    config.gpus = ''               # '0,1,2,3' in the original; here: GPUs per node are torchrun's business
+    config.gpus = ''               # '0,1,2,3' in the original: an update holds len(gpus) x TRAIN.BATCH_IMAGES
+                                   # images whatever the number of processes (lib/dataset/loader.py
+                                   # accumulation_steps); which GPUs a process uses is torchrun's business
     config.CLASS_AGNOSTIC = True
     config.SCALES = [(600, 1000)]  # (short side, max long side)
-    config.device = 'auto'         # [port] 'auto' | 'cpu' | 'cuda'
+    config.device = 'auto'         # [port] 'auto' | 'cpu' | 'cuda' | 'cuda:N' (under torchrun: 'cuda')
     config.seed = 0                # [port] seeds data order, sampling and init
 
     # default training
@@ -124,7 +136,7 @@ def _defaults():
     config.TRAIN.MIN_OFFSET = -9
     config.TRAIN.MAX_OFFSET = 0
     # [port] keys of the PyTorch training loop
-    config.TRAIN.ACCUMULATE_GRAD = 1         # [port] iterations per optimiser step (1 GPU reproducing the 4-GPU batch: 4)
+    config.TRAIN.ACCUMULATE_GRAD = 1         # [port] iterations per optimiser step when gpus is '' (with gpus set: len(gpus) / processes)
     config.TRAIN.CHECKPOINT_ITERS = 0        # [port] also checkpoint every N iterations (0: only per epoch)
     config.TRAIN.NUM_WORKERS = 2             # [port] DataLoader workers per process
     config.TRAIN.MAX_ITERS = 0               # [port] stop after N iterations (0: run to end_epoch); smoke tests
@@ -169,9 +181,7 @@ def _defaults():
 
 config = _defaults()
 
-# Keys whose yaml value is a list but whose original type is a numpy array.
-_ARRAY_KEYS = {('network', 'PIXEL_MEANS'), ('TRAIN', 'BBOX_WEIGHTS')}
-# Free-form sections: any key is accepted below them.
+# Free-form sections: any key is accepted below them (the synthetic generator checks its own parameters).
 _FREE_SECTIONS = {('dataset', 'SYNTHETIC')}
 
 
@@ -179,6 +189,207 @@ class ConfigError(ValueError):
     pass
 
 
+# ---------------------------------------------------------------------------------------------------
+# Types. A value read from a yaml file or a --set must have its default's type, with these refinements:
+_NUMBER_KEYS = {('TRAIN', 'lr'), ('TRAIN', 'warmup_lr')}    # default 0, but any number
+_NUMBER_STRING_KEYS = {('TRAIN', 'lr_step'), ('FLOW_PRETRAIN', 'lr_step')}  # '1.333' or a bare 1.5
+_KINDS = {  # keys whose kind the default alone does not tell
+    ('SCALES',): 'scales', ('device',): 'device', ('gpus',): 'gpus',
+    ('network', 'RESNET_UNITS'): 'ints', ('dataset', 'CLASSES'): 'list',
+}
+_LENGTHS = {('network', 'PIXEL_MEANS'): 3, ('TRAIN', 'BBOX_WEIGHTS'): 4, ('network', 'ANCHOR_MEANS'): 4,
+            ('network', 'ANCHOR_STDS'): 4, ('TRAIN', 'RPN_BBOX_WEIGHTS'): 4, ('TRAIN', 'BBOX_MEANS'): 4,
+            ('TRAIN', 'BBOX_STDS'): 4, ('FLOW_PRETRAIN', 'loss_weights'): 5}
+_EXPECTED = {
+    'bool': 'true or false', 'int': 'an integer', 'number': 'a number', 'str': 'a string',
+    'numstr': 'a string (or a number)', 'numbers': 'a list of numbers', 'ints': 'a list of integers',
+    'strs': 'a list of strings', 'list': 'a list', 'array': 'a list of numbers',
+    'scales': '[short side, max long side] (one scale, e.g. [600, 1000]) or a list of such pairs '
+              '(e.g. [[600, 1000], [480, 800]])',
+    'device': "one of auto, cpu, cuda, cuda:N", 'gpus': "GPU ids separated by commas (e.g. '0,1,2,3') or ''",
+}
+_DEVICE = re.compile(r'(auto|cpu|cuda(:\d+)?)\Z')
+
+
+def _kind(path, default):
+    if path in _KINDS:
+        return _KINDS[path]
+    if isinstance(default, bool):
+        return 'bool'
+    if isinstance(default, int):
+        return 'number' if path in _NUMBER_KEYS else 'int'
+    if isinstance(default, float):
+        return 'number'
+    if isinstance(default, str):
+        return 'numstr' if path in _NUMBER_STRING_KEYS else 'str'
+    if isinstance(default, np.ndarray):
+        return 'array'
+    if isinstance(default, (list, tuple)) and default:
+        return 'strs' if all(isinstance(x, str) for x in default) else 'numbers'
+    raise TypeError(f"config key {'.'.join(path)}: no type for its default {default!r}; add it to _KINDS")
+
+
+def _kinds(d, path=()):
+    out = {}
+    for k, v in d.items():
+        here = path + (k,)
+        if isinstance(v, dict):
+            if here not in _FREE_SECTIONS:
+                out.update(_kinds(v, here))
+        else:
+            out[here] = _kind(here, v)
+    return out
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _show(v):
+    return 'an empty value' if v is None else repr(v)
+
+
+def _typed(path, value, source):
+    """`value` checked against the kind of the key's default and normalised (ints, floats, numpy arrays,
+    SCALES as a list of (short, max) tuples); a wrong one is a ConfigError naming the key and `source`."""
+    kind = _KIND_OF[path]
+    n = _LENGTHS.get(path)
+
+    def bad(extra=''):
+        expected = _EXPECTED[kind]
+        if n is not None:
+            expected = expected.replace('a list of', f'a list of {n}')
+        return ConfigError(f"{source}: {'.'.join(path)}: expected {expected}, got {_show(value)}{extra}")
+
+    def numbers(v, length=None, check=_is_number, empty=False):
+        return isinstance(v, (list, tuple, np.ndarray)) and all(check(x) for x in v) and (
+            len(v) == length if length is not None else (empty or len(v) > 0))
+
+    if kind == 'bool':
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+    elif kind == 'int':
+        if _is_int(value) or (_is_number(value) and float(value).is_integer()):
+            return int(value)
+    elif kind == 'number':
+        if _is_number(value):
+            return float(value)
+    elif kind == 'str':
+        if isinstance(value, str):
+            return value
+    elif kind == 'numstr':
+        if isinstance(value, str):
+            return value
+        if _is_number(value):
+            return str(value)
+    elif kind == 'gpus':
+        text = str(value) if _is_int(value) else value
+        if isinstance(text, str) and (not text.strip() or all(g.strip().isdigit() for g in text.split(','))):
+            return text
+    elif kind == 'device':
+        if isinstance(value, str) and _DEVICE.match(value):
+            return value
+    elif kind in ('numbers', 'array'):
+        if numbers(value, n):
+            return np.array(value, dtype=np.float64) if kind == 'array' else value
+    elif kind == 'ints':
+        if numbers(value, n, _is_int, empty=True):
+            return [int(x) for x in value]
+    elif kind == 'strs':
+        if isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value):
+            return value
+    elif kind == 'list':
+        if isinstance(value, (list, tuple)):
+            return value
+    elif kind == 'scales':
+        # the original's yaml: "SCALES: [600, 1000]" (one scale); several: [[600, 1000], [480, 800]]
+        pairs = value if isinstance(value, (list, tuple)) and value and all(
+            isinstance(s, (list, tuple)) for s in value) else [value]
+        if all(numbers(s, 2, _is_int) and min(s) > 0 for s in pairs):
+            return [tuple(int(x) for x in s) for s in pairs]
+    raise bad()
+
+
+_KIND_OF = _kinds(_defaults())  # from the defaults, not from a value a yaml already set (FIXED_PARAMS: [])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Keys of the original that this port does not read. Each maps to (the values that mean what the port
+# does anyway, what to use instead); a yaml or --set giving any other value gets a one-line warning.
+def _always(v, cfg):
+    return True
+
+
+_UNUSED = {
+    ('MXNET_VERSION',): (_always, 'there is no MXNet here'),
+    ('symbol',): (lambda v, c: v in ('', 'resnet_v1_101_rfcn', 'resnet_v1_101_flownet_rfcn'),
+                  'the network is the entry script\'s (rfcn/ or dff_rfcn/), its depth network.RESNET_DEPTH '
+                  '(or RESNET_UNITS)'),
+    ('default', 'kvstore'): (lambda v, c: v in ('device', 'local'),
+                             'gradients are summed across processes by DistributedDataParallel (run torchrun)'),
+    ('network', 'FIXED_PARAMS_SHARED'): (lambda v, c: list(v) == ['gamma', 'beta'],
+                                         'the original read it only in its alternate (not end-to-end) '
+                                         'training; use network.FIXED_PARAMS'),
+    ('TRAIN', 'RESUME'): (lambda v, c: v is False, 'use --resume'),
+    ('TRAIN', 'END2END'): (lambda v, c: v is True, 'training is always end to end here'),
+    ('TRAIN', 'BBOX_REGRESSION_THRESH'): (lambda v, c: v == 0.5,
+                                          'the original read it only when training on precomputed proposals; '
+                                          'end-to-end training uses TRAIN.FG_THRESH'),
+    ('TRAIN', 'RPN_POSITIVE_WEIGHT'): (lambda v, c: v == -1.0,
+                                       'the original\'s anchor target does not read it either; '
+                                       'use TRAIN.RPN_BBOX_WEIGHTS'),
+    ('TRAIN', 'CXX_PROPOSAL'): (lambda v, c: v is True, 'the proposal op of lib/ops is always used'),
+    ('TEST', 'CXX_PROPOSAL'): (lambda v, c: v is True, 'the proposal op of lib/ops is always used'),
+    ('TEST', 'HAS_RPN'): (lambda v, c: v is True, 'testing on precomputed proposals is not ported; '
+                                                  'the test always runs the RPN'),
+    ('TEST', 'BATCH_IMAGES'): (lambda v, c: v == 1, 'the test runs one image per forward in each process; '
+                                                    'run more processes with torchrun'),
+    ('TEST', 'PROPOSAL_NMS_THRESH'): (lambda v, c: v == 0.7, 'the original read TEST.PROPOSAL_* only in its '
+                                      'proposal-generation test; use TEST.RPN_NMS_THRESH'),
+    ('TEST', 'PROPOSAL_PRE_NMS_TOP_N'): (lambda v, c: v == 20000, 'the original read TEST.PROPOSAL_* only in '
+                                         'its proposal-generation test; use TEST.RPN_PRE_NMS_TOP_N'),
+    ('TEST', 'PROPOSAL_POST_NMS_TOP_N'): (lambda v, c: v == 2000, 'the original read TEST.PROPOSAL_* only in '
+                                          'its proposal-generation test; use TEST.RPN_POST_NMS_TOP_N'),
+    ('TEST', 'PROPOSAL_MIN_SIZE'): (lambda v, c: v in (0, 16), 'the original read TEST.PROPOSAL_* only in its '
+                                    'proposal-generation test; use TEST.RPN_MIN_SIZE'),
+    ('TEST', 'test_epoch'): (lambda v, c: v in (0, c.TRAIN.end_epoch),
+                             'the test takes <model_prefix>-<TRAIN.end_epoch>.pth; test another checkpoint '
+                             'with --checkpoint'),
+    ('dataset', 'proposal'): (lambda v, c: v == 'rpn', 'only RPN proposals are ported'),
+}
+
+
+def unused_key_warnings(cfg, given):
+    """One line per key of `given` ((path, source) pairs) that this port does not read and whose value in
+    `cfg` asks for something it does not do."""
+    lines = []
+    for path, source in given:
+        if path in _UNUSED:
+            ok, instead = _UNUSED[path]
+            value = _get(cfg, path)
+            if not ok(value, cfg):
+                lines.append(f"{source}: {'.'.join(path)} = {value!r} is not used by this port: {instead}")
+    return lines
+
+
+def _warn(cfg, given):
+    if os.environ.get('RANK', '0') != '0':  # once per torchrun job
+        return
+    for line in unused_key_warnings(cfg, given):
+        print(f'warning: {line}', file=sys.stderr)
+
+
+def _get(cfg, path):
+    for k in path:
+        cfg = cfg[k]
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------
 def _nearest(key, candidates):
     close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
     if not close:
@@ -186,7 +397,7 @@ def _nearest(key, candidates):
     return close
 
 
-def _merge(dst, src, path, source):
+def _merge(dst, src, path, source, given):
     for k, v in src.items():
         here = path + (k,)
         dotted = '.'.join(here)
@@ -201,24 +412,16 @@ def _merge(dst, src, path, source):
             if here in _FREE_SECTIONS:
                 dst[k].update(edict(v))
             else:
-                _merge(dst[k], v, here, source)
-        elif here in _ARRAY_KEYS:
-            dst[k] = np.array(v, dtype=np.float64)
-        elif k == 'SCALES' and not path:
-            # original yaml: "SCALES: [600, 1000]" (one scale) -> [(600, 1000)]
-            if isinstance(v, (list, tuple)) and v and not isinstance(v[0], (list, tuple)):
-                dst[k] = [tuple(v)]
-            else:
-                dst[k] = [tuple(s) for s in v]
+                _merge(dst[k], v, here, source, given)
         else:
-            dst[k] = v
+            dst[k] = _typed(here, v, source)
+            given.append((here, source))
 
 
-def update_config(config_file, cfg=None):
-    """Update `cfg` (default: the module-level `config`) from a yaml file; returns it."""
-    cfg = config if cfg is None else cfg
+def _read_yaml(config_file, included_by=None):
     if not os.path.isfile(config_file):
-        raise FileNotFoundError(f"config file not found: {config_file}")
+        raise FileNotFoundError(f"config file not found: {config_file}"
+                                + (f" (the _BASE_ of {included_by})" if included_by else ''))
     with open(config_file) as f:
         try:
             exp = yaml.safe_load(f) or {}
@@ -226,7 +429,30 @@ def update_config(config_file, cfg=None):
             raise ConfigError(f"{config_file}: not valid yaml: {e}") from e
     if not isinstance(exp, dict):
         raise ConfigError(f"{config_file}: expected a mapping of config keys at the top level")
-    _merge(cfg, exp, (), config_file)
+    return exp
+
+
+def _update_from_file(config_file, cfg, chain, given):
+    """The file's _BASE_ (a path relative to the file; itself possibly with a _BASE_) first, then the file:
+    sections merge key by key, any other value (a list too) replaces the base's."""
+    if os.path.realpath(config_file) in [os.path.realpath(c) for c in chain]:
+        raise ConfigError(f"{config_file}: _BASE_ cycle: {' -> '.join(chain + (config_file,))}")
+    exp = _read_yaml(config_file, chain[-1] if chain else None)
+    if '_BASE_' in exp:
+        base = exp.pop('_BASE_')
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigError(f"{config_file}: _BASE_: expected the path of a yaml file, got {_show(base)}")
+        base_path = os.path.normpath(os.path.join(os.path.dirname(config_file), os.path.expanduser(base)))
+        _update_from_file(base_path, cfg, chain + (config_file,), given)
+    _merge(cfg, exp, (), config_file, given)
+
+
+def update_config(config_file, cfg=None):
+    """Update `cfg` (default: the module-level `config`) from a yaml file (and its _BASE_ chain); returns it."""
+    cfg = config if cfg is None else cfg
+    given = []
+    _update_from_file(config_file, cfg, (), given)
+    _warn(cfg, given)
     return cfg
 
 
@@ -237,6 +463,7 @@ def load_config(config_file):
 
 def update_from_list(cfg, pairs, source='--set'):
     """Apply 'section.KEY=value' overrides (values parsed as yaml), e.g. from a command line."""
+    given = []
     for item in pairs:
         if '=' not in item:
             raise ConfigError(f"{source}: expected KEY=VALUE, got {item!r}")
@@ -246,6 +473,30 @@ def update_from_list(cfg, pairs, source='--set'):
         parts = key.split('.')
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-        _merge(cfg, tree, (), source)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source} {item}: the value is not valid yaml: {e}".replace('\n', ' ')) from e
+        _merge(cfg, tree, (), source, given)
+    _warn(cfg, given)
     return cfg
+
+
+# ---------------------------------------------------------------------------------------------------
+def is_config(obj):
+    """A config of this module (or a dict shaped like one), as opposed to explicit arguments."""
+    return isinstance(obj, dict) and 'network' in obj and 'TRAIN' in obj
+
+
+def configurable(init):
+    """Decorator for the __init__ of a module with explicit constructor arguments and a classmethod
+    `from_config(cfg) -> dict of those arguments` (detectron2's @configurable): `Cls(cfg)` builds from a
+    config, `Cls(**explicit)` from arguments; the module never stores the config."""
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        if args and is_config(args[0]):
+            if len(args) > 1 or kwargs:
+                raise TypeError(f"{type(self).__name__}(cfg) takes the config alone")
+            return init(self, **type(self).from_config(args[0]))
+        return init(self, *args, **kwargs)
+    return wrapped

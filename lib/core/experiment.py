@@ -9,7 +9,8 @@ import os
 import torch
 
 from lib.config import load_config, update_from_list
-from lib.core.trainer import train
+from lib.core.trainer import resolve_device, train
+from lib.dataset.loader import accumulation_steps
 from lib.utils import dist
 
 
@@ -23,7 +24,8 @@ def parse_args(doc, argv=None):
                    help='test this checkpoint (.pth of this project or an official MXNet .params) instead of '
                         'the trained <model_prefix>-<end_epoch>.pth; implies --skip-train')
     p.add_argument('--thresh', type=float, default=None, help='test score threshold (default TEST.thresh)')
-    p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides')
+    p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
+                   help='config overrides (yaml values); may be repeated')
     return p.parse_args(argv)
 
 
@@ -38,6 +40,9 @@ def train_test(doc, build_model, init_weights, make_train_data, test_fn, argv=No
     make_train_data(cfg) -> (dataset, collator); test_fn(cfg, checkpoint, out_dir, thresh=, model=) -> result."""
     args = parse_args(doc, argv)
     cfg = update_from_list(load_config(args.cfg), args.set)
+    resolve_device(cfg)  # a device that is not there, or a gpus split that does not fit: said now, not later
+    if not (args.checkpoint or args.skip_train):
+        accumulation_steps(cfg, int(os.environ.get('WORLD_SIZE', '1')))
     train_dir, test_dir = output_dirs(cfg, args.cfg)
     final = os.path.join(train_dir, f'{cfg.TRAIN.model_prefix}-{int(cfg.TRAIN.end_epoch):04d}.pth')
     torch.manual_seed(int(cfg.seed))  # the same initial weights on every rank and every run

@@ -70,6 +70,7 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
     """Detect on `frames` (dicts with 'image', 'frame_id', 'video', 'index'), write
     <output_dir>/det_<image_set>_all.txt, evaluate, write eval.json; returns the eval result dict."""
     rank, world = dist.rank(), dist.world_size()
+    device = torch.device(device)
     thresh = float(cfg.TEST.thresh if thresh is None else thresh)
     mine = split_frames(frames, rank, world, by_video)
     rows = []
@@ -79,12 +80,12 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
         data, im_info = prepare_image(frame['image'], cfg)
         data = data.unsqueeze(0).to(device)
         im_info_t = torch.from_numpy(im_info[None]).to(device)
-        if device != 'cpu':
-            torch.cuda.synchronize()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         scores, boxes = detect(frame, data, im_info_t)
-        if device != 'cpu':
-            torch.cuda.synchronize()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
         if k >= 2:  # as the original demos: average after 2 warm-up frames
             net_time += time.perf_counter() - t0
             n_timed += 1
@@ -125,12 +126,12 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
     """What the baseline's and DFF's test functions share: device and process group from torchrun, the
     model (built and loaded from `checkpoint` unless given) in eval mode on that device, the test imdb's
     frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes)."""
-    from lib.core.trainer import resolve_device
+    from lib.core.trainer import process_device, resolve_device
     from lib.dataset.loader import make_imdb
     from lib.utils.weights import load_model_weights
     device = resolve_device(cfg)
-    _, _, local_rank = dist.init_from_env(device)
-    dev = torch.device('cuda', local_rank) if device == 'cuda' else torch.device('cpu')
+    _, world, local_rank = dist.init_from_env(device)
+    dev = process_device(device, local_rank, world)
     if model is None:
         model = build_model(cfg)
         load_model_weights(model, checkpoint, cfg=cfg)
@@ -139,5 +140,5 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
     annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
     return run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
                     annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,
-                    device=device)
+                    device=dev)
 

@@ -2,9 +2,12 @@
 
 - SGD as MXNet applies it (mom = momentum*mom - lr*(grad + wd*w); w += mom), wd only on weights and
   BN gammas, FIXED_PARAMS frozen, no gradient clipping, rescale_grad 1.
-- One optimiser update = the original's 4-GPU batch: world_size processes x TRAIN.BATCH_IMAGES images x
-  TRAIN.ACCUMULATE_GRAD micro-steps. Per-image losses are SUMMED over the update (the original summed
-  the per-GPU gradients), so 1 process with ACCUMULATE_GRAD 4 reproduces 4 GPUs.
+- One optimiser update = the original's batch: world_size processes x TRAIN.BATCH_IMAGES images x
+  accumulation micro-steps. Per-image losses are SUMMED over the update (the original summed the per-GPU
+  gradients), so 1 process accumulating 4 micro-steps reproduces 4 GPUs. With `gpus` set (the original's
+  '0,1,2,3'), an update holds len(gpus) x BATCH_IMAGES images whatever the number of processes
+  (len(gpus) / world_size micro-steps, lib/dataset/loader.py accumulation_steps); with gpus '' it is
+  TRAIN.ACCUMULATE_GRAD.
 - lr_step in epochs -> update steps int(epoch * |roidb| / images_per_update); optional constant warmup.
 - Checkpoints (atomic: temp file + rename): <prefix>-<epoch:04d>.pth after each epoch, and
   <prefix>-last.pth every TRAIN.CHECKPOINT_ITERS updates and after each epoch, holding model, optimizer,
@@ -23,7 +26,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.dataset.loader import EpochOrder, images_per_update, item_generator, make_train_loader
+from lib.config import ConfigError
+from lib.dataset.loader import EpochOrder, accumulation_steps, images_per_update, item_generator, make_train_loader
 from lib.model.params import param_groups
 from lib.utils import dist
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
@@ -97,11 +101,32 @@ def _set_rng_state(s):
 
 
 def resolve_device(cfg):
-    if cfg.device == 'auto':
+    """cfg.device ('auto', 'cpu', 'cuda' or 'cuda:N'; checked when the config is read) -> 'cpu', 'cuda' or
+    'cuda:N'. A CUDA device that is not there is a ConfigError (one 'error:' line through run_cli)."""
+    device = cfg.device
+    if device not in ('auto', 'cpu') and not str(device).startswith('cuda'):
+        raise ConfigError(f"device: expected one of auto, cpu, cuda, cuda:N, got {device!r}")
+    if device == 'auto':
         return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if cfg.device == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError("config device: 'cuda' but no CUDA device is available")
-    return cfg.device
+    if device.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device: {device!r} but torch sees no CUDA device (torch.cuda.is_available() is "
+                              f"False); use device=cpu, or auto")
+        index = device.partition(':')[2]
+        if index and int(index) >= torch.cuda.device_count():
+            raise ConfigError(f"device: {device!r} but torch sees {torch.cuda.device_count()} CUDA device(s); "
+                              f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+def process_device(device, local_rank, world):
+    """The torch.device of this process for a resolved device: under torchrun 'cuda' is cuda:LOCAL_RANK."""
+    if device == 'cuda':
+        return torch.device('cuda', local_rank)
+    if device.startswith('cuda') and world > 1:
+        raise ConfigError(f"device: {device!r} names one GPU, but torchrun started {world} processes: use "
+                          f"device=cuda (each process takes cuda:LOCAL_RANK)")
+    return torch.device(device)
 
 
 def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=print):
@@ -109,10 +134,11 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
     device = resolve_device(cfg)
     rank, world, local_rank = dist.init_from_env(device)
     torch.manual_seed(int(cfg.seed))
-    dev = torch.device('cuda', local_rank) if device == 'cuda' else torch.device('cpu')
+    dev = process_device(device, local_rank, world)
     model.to(dev)
     groups, summary = param_groups(model, list(cfg.network.FIXED_PARAMS), float(cfg.TRAIN.wd))
     opt = MXNetSGD(groups, lr=float(cfg.TRAIN.lr), momentum=float(cfg.TRAIN.momentum))
+    accumulate = accumulation_steps(cfg, world)
     ipu = images_per_update(cfg, world)
     order = EpochOrder(dataset.roidb, ipu, int(cfg.seed), bool(cfg.TRAIN.SHUFFLE), bool(cfg.TRAIN.ASPECT_GROUPING))
     lr_at, steps = lr_schedule(cfg, len(dataset.roidb), ipu)
@@ -138,10 +164,9 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
     if rank == 0:
         os.makedirs(output_dir, exist_ok=True)
         log(f'training {prefix}: {len(dataset.roidb)} images, {world} process(es) x {cfg.TRAIN.BATCH_IMAGES} image(s) '
-            f'x {cfg.TRAIN.ACCUMULATE_GRAD} accumulation = {ipu} images per update, {order.updates_per_epoch} '
+            f'x {accumulate} accumulation = {ipu} images per update, {order.updates_per_epoch} '
             f'updates per epoch, lr steps at updates {steps}; params: {summary}')
     max_iters = int(cfg.TRAIN.MAX_ITERS)
-    accumulate = int(cfg.TRAIN.ACCUMULATE_GRAD)
     log_file = open(os.path.join(output_dir, 'train.log'), 'a') if rank == 0 else None
     json_file = open(os.path.join(output_dir, 'train_log.jsonl'), 'a') if rank == 0 else None
     model.train()

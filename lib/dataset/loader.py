@@ -173,8 +173,33 @@ class MicroBatchSampler(torch.utils.data.Sampler):
                 yield [(self.epoch, int(i)) for i in chunks[u][start:start + self.batch_images]]
 
 
+def accumulation_steps(cfg, world_size):
+    """Micro-steps per optimiser update. With `gpus` set (the original's '0,1,2,3'), an update holds the
+    original's len(gpus) x TRAIN.BATCH_IMAGES images whatever the number of processes: len(gpus) /
+    world_size micro-steps (TRAIN.ACCUMULATE_GRAD may be left at 1 or give the same number). With gpus ''
+    it is TRAIN.ACCUMULATE_GRAD. A split that does not divide is a ValueError saying how to fix it."""
+    accumulate = int(cfg.TRAIN.ACCUMULATE_GRAD)
+    if accumulate < 1:
+        raise ValueError(f"TRAIN.ACCUMULATE_GRAD = {accumulate}: expected 1 or more micro-steps per update")
+    gpus = [g for g in str(cfg.gpus).split(',') if g.strip()]
+    if not gpus:
+        return accumulate
+    n = len(gpus)
+    if n % world_size:
+        fits = [k for k in range(1, n + 1) if n % k == 0]
+        raise ValueError(f"gpus = '{cfg.gpus}': an update holds {n} x TRAIN.BATCH_IMAGES images, which "
+                         f"{world_size} processes cannot share evenly: run {' or '.join(map(str, fits))} "
+                         f"process(es) (torchrun --nproc_per_node), or set gpus='' and TRAIN.ACCUMULATE_GRAD")
+    steps = n // world_size
+    if accumulate not in (1, steps):
+        raise ValueError(f"gpus = '{cfg.gpus}' over {world_size} process(es) means {steps} micro-step(s) per "
+                         f"update, but TRAIN.ACCUMULATE_GRAD = {accumulate}: leave TRAIN.ACCUMULATE_GRAD at 1, "
+                         f"or set gpus='' to use it")
+    return steps
+
+
 def images_per_update(cfg, world_size):
-    return world_size * cfg.TRAIN.BATCH_IMAGES * cfg.TRAIN.ACCUMULATE_GRAD
+    return world_size * int(cfg.TRAIN.BATCH_IMAGES) * accumulation_steps(cfg, world_size)
 
 
 def updates_per_epoch(cfg, roidb, world_size):
@@ -183,11 +208,11 @@ def updates_per_epoch(cfg, roidb, world_size):
 
 def make_train_loader(dataset, order, epoch, start_update, rank, world_size, cfg, collator):
     sampler = MicroBatchSampler(order, epoch, start_update, rank, world_size, cfg.TRAIN.BATCH_IMAGES,
-                                cfg.TRAIN.ACCUMULATE_GRAD)
+                                accumulation_steps(cfg, world_size))
     workers = int(cfg.TRAIN.NUM_WORKERS)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collator, num_workers=workers,
                                        persistent_workers=False, prefetch_factor=2 if workers else None)
 
 
 __all__ = ['load_train_roidb', 'make_imdb', 'feature_size', 'EpochOrder', 'TrainDataset', 'BatchCollator',
-           'make_train_loader', 'images_per_update', 'updates_per_epoch', 'item_generator']
+           'make_train_loader', 'accumulation_steps', 'images_per_update', 'updates_per_epoch', 'item_generator']

@@ -233,7 +233,7 @@ def build_target(kind, cfg, device=None):
             return build_backbone(cfg)
         if kind == 'flownet':
             from dff_rfcn.flownet import FlowNetS
-            return FlowNetS(feat_dim=int(cfg.network.DFF_FEAT_DIM), width_mult=float(cfg.network.FLOW_WIDTH_MULT))
+            return FlowNetS(cfg)
         if kind == 'rfcn':
             from rfcn.model import RFCN
             return RFCN(cfg)
@@ -252,9 +252,8 @@ def default_cfg(kind):
 def _bbox_factors(module, out_channels):
     """Per-output-channel (std, mean) of the de-normalisation the heads apply (float64 arrays)."""
     heads = module.heads
-    cfg = heads.cfg
-    stds = np.asarray(cfg.TRAIN.BBOX_STDS, np.float64).reshape(-1)
-    means = np.asarray(cfg.TRAIN.BBOX_MEANS, np.float64).reshape(-1)
+    stds = np.asarray(heads.roi_sampling.bbox_stds, np.float64).reshape(-1)
+    means = np.asarray(heads.roi_sampling.bbox_means, np.float64).reshape(-1)
     per_delta = heads.group * heads.group
     n_delta = out_channels // per_delta
     if n_delta * per_delta != out_channels or n_delta % stds.size:

@@ -8,14 +8,17 @@ DetectionHeads:  conv_feat split in two halves -> RPN (no 3x3 conv) + proposal o
 Module attribute names are the official layer names, so state_dict keys map one-to-one to the
 MXNet checkpoint names (lib/model/mxnet_names.py).
 """
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 import lib.ops as ops
+from lib.config import configurable
 from lib.rcnn.losses import rcnn_bbox_loss, rcnn_cls_loss, rpn_bbox_loss, rpn_cls_loss
 from lib.rcnn.ohem import ohem_select
-from lib.rcnn.proposal_target import sample_rois
+from lib.rcnn.proposal_target import RoiSampling, sample_rois
 
 from .resnet_v1 import ResNetV1, resnet_v1
 
@@ -36,33 +39,60 @@ def build_backbone(cfg):
 
 
 class FeatureNet(nn.Module):
-    """image (N, 3, H, W), RGB minus means -> conv_feat (N, DFF_FEAT_DIM, H/16, W/16)."""
+    """image (N, 3, H, W), RGB minus means -> conv_feat (N, feat_dim, H/16, W/16)."""
 
-    def __init__(self, cfg):
+    @configurable
+    def __init__(self, backbone, feat_dim):
         super().__init__()
-        self.backbone = build_backbone(cfg)
-        self.feat_conv_3x3 = nn.Conv2d(self.backbone.out_channels, int(cfg.network.DFF_FEAT_DIM), 3, padding=6,
-                                       dilation=6)
+        self.backbone = backbone
+        self.feat_conv_3x3 = nn.Conv2d(self.backbone.out_channels, int(feat_dim), 3, padding=6, dilation=6)
         _normal_init(self.feat_conv_3x3)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {'backbone': build_backbone(cfg), 'feat_dim': int(cfg.network.DFF_FEAT_DIM)}
 
     def forward(self, data):
         return F.relu(self.feat_conv_3x3(self.backbone(data)))
 
 
+@dataclass(frozen=True)
+class ProposalParams:
+    """The proposal op's settings in one mode (cfg.TRAIN or cfg.TEST RPN_PRE_NMS_TOP_N, RPN_POST_NMS_TOP_N,
+    RPN_NMS_THRESH, RPN_MIN_SIZE)."""
+    pre_nms_top_n: int
+    post_nms_top_n: int
+    nms_threshold: float
+    min_size: float
+
+    @classmethod
+    def from_config(cls, c):
+        return cls(int(c.RPN_PRE_NMS_TOP_N), int(c.RPN_POST_NMS_TOP_N), float(c.RPN_NMS_THRESH), float(c.RPN_MIN_SIZE))
+
+
 class DetectionHeads(nn.Module):
-    def __init__(self, cfg):
+    """RPN + proposals + R-FCN on conv_feat; in training the roi sampling, OHEM (ohem_rois > 0: the rois
+    kept per image) and the four losses."""
+
+    @configurable
+    def __init__(self, *, feat_dim, num_classes, class_agnostic, anchor_scales, anchor_ratios, normalize_rpn,
+                 anchor_means, anchor_stds, rpn_feat_stride, rcnn_feat_stride, train_proposals, test_proposals,
+                 roi_sampling, rpn_batch_size, ohem_rois):
         super().__init__()
-        self.cfg = cfg
-        feat_dim = int(cfg.network.DFF_FEAT_DIM)
+        feat_dim = int(feat_dim)
         if feat_dim % 2:
             raise ValueError(f"network.DFF_FEAT_DIM = {feat_dim} must be even (it is split in two halves)")
         half = feat_dim // 2
-        self.num_anchors = len(cfg.network.ANCHOR_SCALES) * len(cfg.network.ANCHOR_RATIOS)
-        if self.num_anchors != int(cfg.network.NUM_ANCHORS):
-            raise ValueError(f"network.NUM_ANCHORS = {cfg.network.NUM_ANCHORS} but ANCHOR_SCALES x ANCHOR_RATIOS "
-                             f"give {self.num_anchors}")
-        self.num_classes = int(cfg.dataset.NUM_CLASSES)
-        self.num_reg_classes = 2 if cfg.CLASS_AGNOSTIC else self.num_classes
+        self.anchor_scales, self.anchor_ratios = tuple(anchor_scales), tuple(anchor_ratios)
+        self.num_anchors = len(self.anchor_scales) * len(self.anchor_ratios)
+        self.num_classes = int(num_classes)
+        self.class_agnostic = bool(class_agnostic)
+        self.num_reg_classes = 2 if self.class_agnostic else self.num_classes
+        self.normalize_rpn = bool(normalize_rpn)
+        self.rpn_feat_stride, self.rcnn_feat_stride = int(rpn_feat_stride), float(rcnn_feat_stride)
+        self.train_proposals, self.test_proposals = train_proposals, test_proposals
+        self.roi_sampling = roi_sampling
+        self.rpn_batch_size, self.ohem_rois = int(rpn_batch_size), int(ohem_rois)
         self.group = 7
         A, G = self.num_anchors, self.group
         self.rpn_cls_score = nn.Conv2d(half, 2 * A, 1)
@@ -71,11 +101,33 @@ class DetectionHeads(nn.Module):
         self.rfcn_bbox = nn.Conv2d(half, G * G * 4 * self.num_reg_classes, 1)
         for m in (self.rpn_cls_score, self.rpn_bbox_pred, self.rfcn_cls, self.rfcn_bbox):
             _normal_init(m)
-        self.register_buffer('anchor_stds', torch.tensor(cfg.network.ANCHOR_STDS, dtype=torch.float32), persistent=False)
-        self.register_buffer('anchor_means', torch.tensor(cfg.network.ANCHOR_MEANS, dtype=torch.float32),
+        self.register_buffer('anchor_stds', torch.tensor(anchor_stds, dtype=torch.float32), persistent=False)
+        self.register_buffer('anchor_means', torch.tensor(anchor_means, dtype=torch.float32), persistent=False)
+        # the regression targets' normalisation (roi_sampling's), undone on the test output
+        self.register_buffer('bbox_stds', torch.tensor(roi_sampling.bbox_stds, dtype=torch.float32), persistent=False)
+        self.register_buffer('bbox_means', torch.tensor(roi_sampling.bbox_means, dtype=torch.float32),
                              persistent=False)
-        self.register_buffer('bbox_stds', torch.tensor(cfg.TRAIN.BBOX_STDS, dtype=torch.float32), persistent=False)
-        self.register_buffer('bbox_means', torch.tensor(cfg.TRAIN.BBOX_MEANS, dtype=torch.float32), persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg):
+        net = cfg.network
+        num_anchors = len(net.ANCHOR_SCALES) * len(net.ANCHOR_RATIOS)
+        if num_anchors != int(net.NUM_ANCHORS):
+            raise ValueError(f"network.NUM_ANCHORS = {net.NUM_ANCHORS} but ANCHOR_SCALES x ANCHOR_RATIOS "
+                             f"give {num_anchors}")
+        if cfg.TRAIN.ENABLE_OHEM and int(cfg.TRAIN.BATCH_ROIS_OHEM) < 1:
+            raise ValueError(f"TRAIN.ENABLE_OHEM with TRAIN.BATCH_ROIS_OHEM = {cfg.TRAIN.BATCH_ROIS_OHEM}: "
+                             f"OHEM keeps 1 or more rois per image")
+        return {'feat_dim': int(net.DFF_FEAT_DIM), 'num_classes': int(cfg.dataset.NUM_CLASSES),
+                'class_agnostic': bool(cfg.CLASS_AGNOSTIC), 'anchor_scales': tuple(net.ANCHOR_SCALES),
+                'anchor_ratios': tuple(net.ANCHOR_RATIOS), 'normalize_rpn': bool(net.NORMALIZE_RPN),
+                'anchor_means': tuple(float(v) for v in net.ANCHOR_MEANS),
+                'anchor_stds': tuple(float(v) for v in net.ANCHOR_STDS),
+                'rpn_feat_stride': int(net.RPN_FEAT_STRIDE), 'rcnn_feat_stride': float(net.RCNN_FEAT_STRIDE),
+                'train_proposals': ProposalParams.from_config(cfg.TRAIN),
+                'test_proposals': ProposalParams.from_config(cfg.TEST),
+                'roi_sampling': RoiSampling.from_config(cfg), 'rpn_batch_size': int(cfg.TRAIN.RPN_BATCH_SIZE),
+                'ohem_rois': int(cfg.TRAIN.BATCH_ROIS_OHEM) if cfg.TRAIN.ENABLE_OHEM else 0}
 
     # ------------------------------------------------------------------ RPN
     def rpn(self, feat):
@@ -87,21 +139,20 @@ class DetectionHeads(nn.Module):
         return score, bbox, prob
 
     def proposals(self, rpn_prob, rpn_bbox, im_info, train):
-        c = self.cfg.TRAIN if train else self.cfg.TEST
-        if self.cfg.network.NORMALIZE_RPN:  # rpn_inv_normalize: channel a*4+k -> * std[k] + mean[k]
+        c = self.train_proposals if train else self.test_proposals
+        if self.normalize_rpn:  # rpn_inv_normalize: channel a*4+k -> * std[k] + mean[k]
             n, _, h, w = rpn_bbox.shape
             rpn_bbox = (rpn_bbox.detach().view(n, -1, 4, h, w) * self.anchor_stds.view(1, 1, 4, 1, 1)
                         + self.anchor_means.view(1, 1, 4, 1, 1)).view(n, -1, h, w)
-        rois, _ = ops.proposal(rpn_prob, rpn_bbox, im_info, feature_stride=int(self.cfg.network.RPN_FEAT_STRIDE),
-                               scales=tuple(self.cfg.network.ANCHOR_SCALES),
-                               ratios=tuple(self.cfg.network.ANCHOR_RATIOS),
-                               pre_nms_top_n=int(c.RPN_PRE_NMS_TOP_N), post_nms_top_n=int(c.RPN_POST_NMS_TOP_N),
-                               nms_threshold=float(c.RPN_NMS_THRESH), min_size=float(c.RPN_MIN_SIZE))
+        rois, _ = ops.proposal(rpn_prob, rpn_bbox, im_info, feature_stride=self.rpn_feat_stride,
+                               scales=self.anchor_scales, ratios=self.anchor_ratios,
+                               pre_nms_top_n=c.pre_nms_top_n, post_nms_top_n=c.post_nms_top_n,
+                               nms_threshold=c.nms_threshold, min_size=c.min_size)
         return rois
 
     # ------------------------------------------------------------------ R-FCN
     def rfcn(self, feat, rois):
-        scale = 1.0 / float(self.cfg.network.RCNN_FEAT_STRIDE)
+        scale = 1.0 / self.rcnn_feat_stride
         G = self.group
         cls = ops.psroi_pool(self.rfcn_cls(feat), rois, scale, self.num_classes, G, G)
         bbox = ops.psroi_pool(self.rfcn_bbox(feat), rois, scale, 4 * self.num_reg_classes, G, G)
@@ -127,24 +178,23 @@ class DetectionHeads(nn.Module):
 
     def losses(self, rfcn_feat, rois, gt_boxes, rpn_score, rpn_bbox, rpn_label, rpn_bbox_target, rpn_bbox_weight,
                generators=None):
-        cfg = self.cfg
         n = rfcn_feat.shape[0]
-        samples = [sample_rois(rois[rois[:, 0] == b], gt_boxes[b].to(rois), self.num_classes, cfg,
+        samples = [sample_rois(rois[rois[:, 0] == b], gt_boxes[b].to(rois), self.num_classes, self.roi_sampling,
                                generator=generators[b] if generators else None,
-                               class_agnostic=bool(cfg.CLASS_AGNOSTIC), batch_index=b) for b in range(n)]
+                               class_agnostic=self.class_agnostic, batch_index=b) for b in range(n)]
         all_rois = torch.cat([s[0] for s in samples])
         cls_score, bbox_pred = self.rfcn(rfcn_feat, all_rois)
         out = {'rpn_cls_loss': rpn_cls_loss(rpn_score, rpn_label),
                'rpn_bbox_loss': rpn_bbox_loss(rpn_bbox, rpn_bbox_target, rpn_bbox_weight,
-                                              int(cfg.TRAIN.RPN_BATCH_SIZE))}
+                                              self.rpn_batch_size)}
         rcnn_cls, rcnn_bbox, start = 0.0, 0.0, 0
         for _, labels, targets, weights in samples:
             sl = slice(start, start + len(labels))
             start += len(labels)
-            if cfg.TRAIN.ENABLE_OHEM:
+            if self.ohem_rois:
                 labels, weights = ohem_select(cls_score[sl].detach(), bbox_pred[sl].detach(), labels, targets,
-                                              weights, int(cfg.TRAIN.BATCH_ROIS_OHEM))
-                norm = int(cfg.TRAIN.BATCH_ROIS_OHEM)
+                                              weights, self.ohem_rois)
+                norm = self.ohem_rois
             else:
                 norm = len(labels)
             rcnn_cls = rcnn_cls + rcnn_cls_loss(cls_score[sl], labels)
@@ -170,4 +220,4 @@ def im_detect_boxes(out, im_info):
     return scores, boxes
 
 
-__all__ = ['FeatureNet', 'DetectionHeads', 'build_backbone', 'im_detect_boxes']
+__all__ = ['FeatureNet', 'DetectionHeads', 'ProposalParams', 'build_backbone', 'im_detect_boxes']

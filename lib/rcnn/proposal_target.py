@@ -5,11 +5,40 @@
 Device-agnostic: runs where `rois` lives. IoUs are computed in float64 as the original
 (`astype(np.float)`); targets are in the dtype of `rois`.
 """
+from dataclasses import dataclass
+
 import torch
 
 from lib.bbox.bbox_transform import bbox_overlaps, bbox_transform
 
-__all__ = ["sample_rois", "expand_bbox_regression_targets"]
+__all__ = ["RoiSampling", "sample_rois", "expand_bbox_regression_targets"]
+
+
+@dataclass(frozen=True)
+class RoiSampling:
+    """The roi sampling parameters (cfg.TRAIN.* of the same upper-case names, CLASS_AGNOSTIC)."""
+    batch_rois: int = 128
+    batch_images: int = 1
+    fg_fraction: float = 0.25
+    fg_thresh: float = 0.5
+    bg_thresh_hi: float = 0.5
+    bg_thresh_lo: float = 0.0
+    normalize_targets: bool = True      # BBOX_NORMALIZATION_PRECOMPUTED
+    bbox_means: tuple = (0.0, 0.0, 0.0, 0.0)
+    bbox_stds: tuple = (0.1, 0.1, 0.2, 0.2)
+    bbox_weights: tuple = (1.0, 1.0, 1.0, 1.0)
+    class_agnostic: bool = True
+
+    @classmethod
+    def from_config(cls, cfg):
+        T = cfg.TRAIN
+        return cls(batch_rois=int(T.BATCH_ROIS), batch_images=int(getattr(T, 'BATCH_IMAGES', 1)),
+                   fg_fraction=float(T.FG_FRACTION), fg_thresh=float(T.FG_THRESH),
+                   bg_thresh_hi=float(T.BG_THRESH_HI), bg_thresh_lo=float(T.BG_THRESH_LO),
+                   normalize_targets=bool(getattr(T, 'BBOX_NORMALIZATION_PRECOMPUTED', True)),
+                   bbox_means=tuple(float(v) for v in T.BBOX_MEANS), bbox_stds=tuple(float(v) for v in T.BBOX_STDS),
+                   bbox_weights=tuple(float(v) for v in T.BBOX_WEIGHTS),
+                   class_agnostic=bool(getattr(cfg, 'CLASS_AGNOSTIC', True)))
 
 
 def _randperm(n, generator, device):
@@ -50,9 +79,9 @@ def sample_rois(rois, gt_boxes, num_classes, cfg, generator=None, class_agnostic
 
     rois (R, 5) [batch_idx, x1, y1, x2, y2] (the proposals of this image); gt_boxes (n, 5)
     [x1, y1, x2, y2, cls] in the same network-input pixels (n may be 0); num_classes incl. background;
-    cfg: cfg.TRAIN.{BATCH_ROIS, BATCH_IMAGES, FG_FRACTION, FG_THRESH, BG_THRESH_HI, BG_THRESH_LO,
-    BBOX_NORMALIZATION_PRECOMPUTED, BBOX_MEANS, BBOX_STDS, BBOX_WEIGHTS} and cfg.CLASS_AGNOSTIC (unless
-    `class_agnostic` is given); generator: torch.Generator for the random sampling (None: global RNG);
+    cfg: a RoiSampling, or a config: cfg.TRAIN.{BATCH_ROIS, BATCH_IMAGES, FG_FRACTION, FG_THRESH,
+    BG_THRESH_HI, BG_THRESH_LO, BBOX_NORMALIZATION_PRECOMPUTED, BBOX_MEANS, BBOX_STDS, BBOX_WEIGHTS} and
+    cfg.CLASS_AGNOSTIC (`class_agnostic`, when given, overrides it); generator: torch.Generator for the random sampling (None: global RNG);
     batch_index: column-0 value of the appended gt rois (default: that of rois[0], or 0 without rois).
 
     Returns rois (M, 5), labels (M,) int64, bbox_targets (M, 8) [or (M, 4*num_classes) class-specific],
@@ -75,24 +104,23 @@ def sample_rois(rois, gt_boxes, num_classes, cfg, generator=None, class_agnostic
     With BATCH_ROIS = -1 and BG_THRESH_LO = 0 (the released config) nothing is random: all candidates are
     kept, in index order, fg first.
     """
-    T = cfg.TRAIN
+    P = cfg if isinstance(cfg, RoiSampling) else RoiSampling.from_config(cfg)
     if class_agnostic is None:
-        class_agnostic = bool(getattr(cfg, 'CLASS_AGNOSTIC', True))
+        class_agnostic = P.class_agnostic
     rois = torch.as_tensor(rois)
     device, dtype = rois.device, (rois.dtype if rois.is_floating_point() else torch.float32)
     rois = rois.to(dtype).reshape(-1, 5)
     gt = torch.as_tensor(gt_boxes).to(device=device, dtype=dtype).reshape(-1, 5)
     R, n = rois.shape[0], gt.shape[0]
 
-    if int(T.BATCH_ROIS) == -1:
+    if P.batch_rois == -1:
         rois_per_image = R + n
         fg_rois_per_image = rois_per_image
     else:
-        batch_images = int(getattr(T, 'BATCH_IMAGES', 1))
-        assert int(T.BATCH_ROIS) % batch_images == 0, \
-            f'BATCH_IMAGES {batch_images} must divide BATCH_ROIS {T.BATCH_ROIS}'
-        rois_per_image = int(T.BATCH_ROIS) // batch_images
-        fg_rois_per_image = int(round(float(T.FG_FRACTION) * rois_per_image))   # np.round: half to even
+        assert P.batch_rois % P.batch_images == 0, \
+            f'BATCH_IMAGES {P.batch_images} must divide BATCH_ROIS {P.batch_rois}'
+        rois_per_image = P.batch_rois // P.batch_images
+        fg_rois_per_image = int(round(P.fg_fraction * rois_per_image))   # np.round: half to even
 
     if batch_index is None:
         batch_index = rois[0, 0].item() if R > 0 else 0.0
@@ -110,11 +138,11 @@ def sample_rois(rois, gt_boxes, num_classes, cfg, generator=None, class_agnostic
         max_overlaps = torch.zeros(num_cand, dtype=torch.float64, device=device)
         labels = torch.zeros(num_cand, dtype=torch.int64, device=device)
 
-    fg_inds = torch.nonzero(max_overlaps >= T.FG_THRESH).flatten()
+    fg_inds = torch.nonzero(max_overlaps >= P.fg_thresh).flatten()
     fg_this_image = min(fg_rois_per_image, fg_inds.numel())
     if fg_inds.numel() > fg_this_image:
         fg_inds = _choice(fg_inds, fg_this_image, generator)
-    bg_inds = torch.nonzero((max_overlaps < T.BG_THRESH_HI) & (max_overlaps >= T.BG_THRESH_LO)).flatten()
+    bg_inds = torch.nonzero((max_overlaps < P.bg_thresh_hi) & (max_overlaps >= P.bg_thresh_lo)).flatten()
     bg_this_image = min(rois_per_image - fg_this_image, bg_inds.numel())
     if bg_inds.numel() > bg_this_image:
         bg_inds = _choice(bg_inds, bg_this_image, generator)
@@ -134,10 +162,10 @@ def sample_rois(rois, gt_boxes, num_classes, cfg, generator=None, class_agnostic
         targets = bbox_transform(out_rois[:, 1:5], gt[gt_assignment[keep], :4])
     else:
         targets = out_rois.new_zeros((keep.numel(), 4))
-    if getattr(T, 'BBOX_NORMALIZATION_PRECOMPUTED', True):
-        means = torch.as_tensor(tuple(float(v) for v in T.BBOX_MEANS), dtype=dtype, device=device)
-        stds = torch.as_tensor(tuple(float(v) for v in T.BBOX_STDS), dtype=dtype, device=device)
+    if P.normalize_targets:
+        means = torch.as_tensor(P.bbox_means, dtype=dtype, device=device)
+        stds = torch.as_tensor(P.bbox_stds, dtype=dtype, device=device)
         targets = (targets - means) / stds
-    bbox_targets, bbox_weights = expand_bbox_regression_targets(labels, targets, num_classes, T.BBOX_WEIGHTS,
+    bbox_targets, bbox_weights = expand_bbox_regression_targets(labels, targets, num_classes, P.bbox_weights,
                                                                 class_agnostic)
     return out_rois, labels, bbox_targets, bbox_weights

@@ -332,7 +332,7 @@ def demo_arg_parser(description, dff=False):
     p.add_argument('--output', required=True, help='folder for the annotated frames <stem>.jpg')
     p.add_argument('--mp4', default=None, help='also write the annotated frames as this mp4 video')
     p.add_argument('--thresh', type=float, default=0.7, help='score threshold of the drawn detections (0.7)')
-    p.add_argument('--device', choices=('cpu', 'cuda'), default=None, help='default: the config\'s device')
+    p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or auto (default: the config\'s device)')
     p.add_argument('--max-frames', type=int, default=None, help='stop after this many frames')
     if dff:
         p.add_argument('--key-interval', type=int, default=None,
@@ -343,7 +343,8 @@ def demo_arg_parser(description, dff=False):
                    help=('the original demo_batch.py: chunks of key-interval frames (1 key + the others) in one forward'
                          if dff else 'the original demo_batch.py: chunks of 10 frames in one forward'))
     p.add_argument('--quiet', action='store_true', help='no per-frame line')
-    p.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='config overrides')
+    p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
+                   help='config overrides (yaml values); may be repeated')
     return p
 
 
@@ -354,7 +355,7 @@ def setup(args):
     from lib.core.trainer import resolve_device
     cfg = update_from_list(load_config(args.cfg), args.set)
     if args.device is not None:
-        cfg.device = args.device
+        update_from_list(cfg, [f'device={args.device}'], source='--device')
     source = FrameSource(args.input, args.max_frames)
     device = torch.device(resolve_device(cfg))
     return cfg, device, class_names_from_cfg(cfg), source

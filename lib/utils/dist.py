@@ -24,9 +24,9 @@ def init_from_env(device):
         return 0, 1, 0
     local_rank = int(os.environ.get('LOCAL_RANK', '0'))
     if not is_dist():
-        if device == 'cuda':
+        if device.startswith('cuda'):
             torch.cuda.set_device(local_rank)
-        td.init_process_group(backend='nccl' if device == 'cuda' else 'gloo')
+        td.init_process_group(backend='nccl' if device.startswith('cuda') else 'gloo')
     return td.get_rank(), td.get_world_size(), local_rank
 
 
