@@ -11,14 +11,15 @@ class PairDataset(TrainDataset):
     def __getitem__(self, item):
         epoch, index = item
         entry = self.roidb[index]
-        data, im_info = self.load(entry)
+        scale_index = self.scale_index(epoch, index)  # one scale for the pair (as get_pair_image)
+        data, im_info = self.load(entry, scale_index=scale_index)
         if 'pattern' in entry:
             g = item_generator(self.cfg.seed, epoch, index, salt=2)
             lo, hi = int(self.cfg.TRAIN.MIN_OFFSET), int(self.cfg.TRAIN.MAX_OFFSET)
             offset = int(torch.randint(lo, hi + 1, (1,), generator=g))
             ref_id = int(np.clip(entry['frame_seg_id'] + offset, 0, entry['frame_seg_len'] - 1))
             eq = ref_id == entry['frame_seg_id']
-            data_ref = data if eq else self.load(entry, entry['pattern'] % ref_id)[0]
+            data_ref = data if eq else self.load(entry, entry['pattern'] % ref_id, scale_index)[0]
             if data_ref.shape != data.shape:
                 raise ValueError(f"key frame {entry['pattern'] % ref_id} has another size than {entry['image']}")
         else:

@@ -27,11 +27,7 @@ if __package__ in (None, ''):  # run as a script: the repository root on the pat
 
 import torch  # noqa: E402
 
-from lib.model.detection import im_detect_boxes  # noqa: E402
 from lib.utils.demo import DemoInputError, cli, demo_arg_parser, run_demo, setup  # noqa: E402
-from lib.utils.weights import load_model_weights  # noqa: E402
-from dff_rfcn.model import DFF  # noqa: E402
-from dff_rfcn.test import VideoDetector  # noqa: E402
 
 
 def main(argv=None):
@@ -40,6 +36,11 @@ def main(argv=None):
     interval = int(cfg.TEST.KEY_FRAME_INTERVAL if args.key_interval is None else args.key_interval)
     if interval < 1:
         raise DemoInputError(f"the key frame interval must be at least 1, got {interval}")
+    # the model imports the custom ops (lib/ops): after the options, so that --help works before they are built
+    from dff_rfcn.model import DFF
+    from dff_rfcn.test import VideoDetector
+    from lib.model.detection import im_detect_boxes
+    from lib.utils.weights import load_model_weights
     model = DFF(cfg)
     load_model_weights(model, args.checkpoint, cfg=cfg)
     model.to(device).eval()

@@ -63,7 +63,9 @@ def test_dff(cfg, checkpoint, output_dir, thresh=None, model=None, zero_flow=Non
 
     try:
         return run_model_test(cfg, DFF, checkpoint, output_dir, make_detector, thresh=thresh, model=model, by_video=True,
-                          desc='dff test')
+                              desc='dff test', settings={'KEY_FRAME_INTERVAL': int(cfg.TEST.KEY_FRAME_INTERVAL),
+                                                         'ZERO_FLOW': zero_flow,
+                                                         'detector': detector_cls.__name__})
     finally:
         for net in used:
             net.zero_flow = False

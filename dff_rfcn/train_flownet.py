@@ -12,7 +12,8 @@ validation pairs (list mark 2), next to the EPE of predicting zero flow.
     python dff_rfcn/train_flownet.py --cfg experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml
 Writes <network.pretrained_flow>-<network.pretrained_epoch:04d>.pth (FlowNetS state dict, atomically),
 the file DFF training loads, and <that>.json with the EPE figures; every FLOW_PRETRAIN.CHECKPOINT_ITERS
-iterations the resumable state <that minus .pth>-pretrain-last.pth (--resume continues from it).
+iterations the resumable state <that minus .pth>-pretrain-last.pth (--resume continues from it; without
+--resume, existing weights or state of an earlier run are refused, never overwritten).
 """
 import argparse
 import json
@@ -100,6 +101,11 @@ def pretrain_flownet(cfg, log=print, resume=False):
     uninterrupted run gives (the interrupted epoch's order is replayed: its finished batches are read and
     skipped)."""
     p = cfg.FLOW_PRETRAIN
+    if not resume:
+        found = [f for f in (output_path(cfg), state_path(cfg)) if os.path.isfile(f)]
+        if found:
+            raise ValueError(f"FlowNet pretraining already ran here ({', '.join(found)}); continue it with --resume, "
+                             f"or write to new weights (--set network.pretrained_flow=<new prefix>)")
     device = process_device(resolve_device(cfg), 0, 1)
     torch.manual_seed(int(cfg.seed))
     train_ids, val_ids = read_split(p.dataset_path)

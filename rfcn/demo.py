@@ -21,10 +21,7 @@ if __package__ in (None, ''):  # run as a script: the repository root on the pat
 
 import torch  # noqa: E402
 
-from lib.model.detection import im_detect_boxes  # noqa: E402
 from lib.utils.demo import cli, demo_arg_parser, run_demo, setup  # noqa: E402
-from lib.utils.weights import load_model_weights  # noqa: E402
-from rfcn.model import RFCN  # noqa: E402
 
 BATCH_FRAMES = 10  # the original rfcn/demo_batch.py: batches of 10 frames
 
@@ -32,6 +29,10 @@ BATCH_FRAMES = 10  # the original rfcn/demo_batch.py: batches of 10 frames
 def main(argv=None):
     args = demo_arg_parser(__doc__).parse_args(argv)
     cfg, device, class_names, source = setup(args)
+    # the model imports the custom ops (lib/ops): after the options, so that --help works before they are built
+    from lib.model.detection import im_detect_boxes
+    from lib.utils.weights import load_model_weights
+    from rfcn.model import RFCN
     model = RFCN(cfg)
     load_model_weights(model, args.checkpoint, cfg=cfg)
     model.to(device).eval()

@@ -111,8 +111,23 @@ def test_frame_source_errors(tmp_path, monkeypatch):
         D.FrameSource(str(empty))
     fake = tmp_path / 'fake.mp4'
     fake.write_text('this is not a video')
-    with pytest.raises(D.DemoInputError, match='cannot open the video file .*fake.mp4'):
+    with pytest.raises(D.DemoInputError, match='fake.mp4 is not a video container'):
         D.FrameSource(str(fake))
+    # FFmpeg would render a text file as 'frames' and take a single image as a one-frame video: refused
+    text = tmp_path / 'notes.txt'
+    text.write_text('hello\nworld\n' * 50)
+    with pytest.raises(D.DemoInputError, match='notes.txt is not a video container'):
+        D.FrameSource(str(text))
+    image = tmp_path / 'still.jpg'
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(D.DemoInputError, match='still.jpg is a JPEG image, not a video; .*folder'):
+        D.FrameSource(str(image))
+    assert D.video_container(BIKES) == 'MP4 / QuickTime / 3GP'
+    broken = tmp_path / 'broken.mp4'  # an MP4 signature, then garbage: OpenCV cannot open it
+    broken.write_bytes(b'\x00\x00\x00\x20ftypisom' + b'\x00garbage' * 50)
+    with pytest.raises(D.DemoInputError, match='(cannot open the video file|no frame could be read from the video) '
+                                               '.*broken.mp4'):
+        D.FrameSource(str(broken))
     dup = tmp_path / 'dup'
     dup.mkdir()
     for name in ['3.jpg', '3.png']:

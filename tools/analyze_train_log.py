@@ -15,6 +15,9 @@ import re
 import sys
 from collections import OrderedDict
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib.utils.cli import run_cli  # noqa: E402
+
 _LINE = re.compile(r'^Epoch\[(\d+)\] Batch \[(\d+)\]\tSpeed: ([\d.]+) samples/sec\tlr=([^\t]+)\t?(.*)$')
 
 
@@ -103,11 +106,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     runs = OrderedDict()
     for path in args.runs:
-        try:
-            summary = per_epoch(read_log(path))
-        except (FileNotFoundError, ValueError) as e:
-            print(f"analyze_train_log: {e}", file=sys.stderr)
-            return 2
+        summary = per_epoch(read_log(path))
         name = os.path.basename(os.path.normpath(path if os.path.isdir(path) else os.path.dirname(path))) or path
         runs[name if name not in runs else path] = summary
     print(table(runs))
@@ -115,4 +114,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)

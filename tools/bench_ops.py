@@ -20,7 +20,9 @@ import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import lib.ops as ops  # noqa: E402
+from lib.utils.cli import run_cli  # noqa: E402
+
+ops = None  # lib.ops, imported by main() once the options are parsed (--help works before the ops are built)
 
 H, W, STRIDE = 38, 63, 16
 
@@ -174,7 +176,9 @@ def main(argv=None):
     devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else (
         ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if "cuda" in devices and not torch.cuda.is_available():
-        sys.exit("bench_ops: --device cuda but no CUDA device is available")
+        raise ValueError("--device cuda but no CUDA device is available")
+    global ops
+    import lib.ops as ops
     print(f"# bench_ops: torch {torch.__version__}, torchvision {torchvision.__version__}, ops built for "
           f"{ops.build_info()}, {torch.get_num_threads()} CPU threads, median of {args.repeat}")
     print("| op | device | pass | ours ms | library ms | library path | library/ours |")
@@ -189,4 +193,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

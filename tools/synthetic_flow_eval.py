@@ -30,6 +30,7 @@ from dff_rfcn.model import DFF  # noqa: E402
 from dff_rfcn.test import VideoDetector, frame_position, is_key_frame, test_dff  # noqa: E402
 from lib.config import load_config, update_from_list  # noqa: E402
 from lib.core.experiment import output_dirs  # noqa: E402
+from lib.core.tester import test_scale_index  # noqa: E402
 from lib.dataset.loader import make_imdb  # noqa: E402
 from lib.dataset.synthetic_vid import resolve_params, video_scene  # noqa: E402
 from lib.utils.cli import run_cli  # noqa: E402
@@ -96,7 +97,7 @@ def measure(cfg, flow_of, frames, gt):
     n_all = n_obj = pairs = 0
     key_data = None
     for frame in frames:
-        data, info = prepare_image(frame['image'], cfg)
+        data, info = prepare_image(frame['image'], cfg, scale_index=test_scale_index(cfg, frame, by_video=True))
         pos = frame_position(frame)
         if is_key_frame(pos, gt.interval):
             key_data = data
@@ -132,7 +133,7 @@ class _GroundTruthFlowNet(torch.nn.Module):
         return g[None].to(flow), scale
 
 
-def oracle_test(cfg, model, gt, test_dir):
+def oracle_test(cfg, model, gt, test_dir, weights=None):
     real = model.flownet
     stand_in = _GroundTruthFlowNet(real, gt)
 
@@ -143,7 +144,7 @@ def oracle_test(cfg, model, gt, test_dir):
 
     model.flownet = stand_in
     try:
-        return test_dff(cfg, None, test_dir + '_gt_flow', model=model, zero_flow=False, detector_cls=Detector)
+        return test_dff(cfg, weights, test_dir + '_gt_flow', model=model, zero_flow=False, detector_cls=Detector)
     finally:
         model.flownet = real
 
@@ -159,12 +160,12 @@ def main(argv=None):
     os.chdir(ROOT)
     cfg = update_from_list(load_config(args.cfg), args.set)
     if cfg.dataset.dataset != 'SyntheticVID':
-        sys.exit(f"synthetic_flow_eval: {args.cfg} uses dataset {cfg.dataset.dataset}; only the synthetic "
-                 f"dataset has ground-truth flow")
+        raise ValueError(f"{args.cfg} uses dataset {cfg.dataset.dataset}; only the synthetic dataset has "
+                         f"ground-truth flow")
     train_dir, test_dir = output_dirs(cfg, args.cfg)
     weights = args.weights or os.path.join(train_dir, f'{cfg.TRAIN.model_prefix}-{int(cfg.TRAIN.end_epoch):04d}.pth')
     if not os.path.isfile(weights):
-        sys.exit(f"synthetic_flow_eval: {weights} not found (train DFF first, or give --weights)")
+        raise FileNotFoundError(f"{weights} not found (train DFF first, or give --weights)")
     model = DFF(cfg)
     # a DFF checkpoint (or the official DFF .params) fills the whole model; a bare state dict (what
     # dff_rfcn/train_flownet.py writes) or the official flownet .params fills model.flownet only
@@ -179,7 +180,7 @@ def main(argv=None):
           f"  all cells:    FlowNet {r['net_all']:.3f}, zero flow {r['zero_all']:.3f}\n"
           f"  object cells: FlowNet {r['net_obj']:.3f}, zero flow {r['zero_obj']:.3f} ({r['object_cells']} cells)")
     if args.oracle:
-        res = oracle_test(cfg, model, gt, test_dir)
+        res = oracle_test(cfg, model, gt, test_dir, weights)
         print(f"DFF with the ground-truth flow: mAP@0.5 {100 * res['mAP']:.1f} (results in {test_dir}_gt_flow)")
     return r
 

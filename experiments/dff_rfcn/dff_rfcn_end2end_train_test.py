@@ -5,18 +5,27 @@ it with key frames every TEST.KEY_FRAME_INTERVAL frames: the original's dff_rfcn
     python experiments/dff_rfcn/dff_rfcn_end2end_train_test.py --cfg experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml
     torchrun --nproc_per_node 4 experiments/dff_rfcn/dff_rfcn_end2end_train_test.py --cfg experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml
     python experiments/dff_rfcn/dff_rfcn_end2end_train_test.py --cfg ... --checkpoint model/rfcn_dff_flownet_vid-0000.params
-Same options and outputs as the baseline's script (experiments/rfcn/rfcn_end2end_train_test.py). The
-FlowNet starts from network.pretrained_flow (dff_rfcn/train_flownet.py writes it for the synthetic config).
+Same options and outputs as the baseline's script (experiments/rfcn/rfcn_end2end_train_test.py); a
+TEST.KEY_FRAME_INTERVAL other than the yaml's tests into <test_image_set>_interval<k>, TEST.ZERO_FLOW=true
+into <test_image_set>_zero_flow. The FlowNet starts from network.pretrained_flow (dff_rfcn/train_flownet.py writes it for the synthetic config).
 """
+import functools
+
 import _init_paths  # noqa: F401
 
 from dff_rfcn.dataset import PairCollator, PairDataset
-from dff_rfcn.model import DFF
-from dff_rfcn.test import test_dff
 from lib.core.experiment import train_test
 from lib.dataset.loader import load_train_roidb
 from lib.utils.cli import run_cli
 from lib.utils.weights import load_pretrained
+
+# the model and its test import the custom ops (lib/ops): only once the options are parsed, so that --help
+# works before the ops are built
+
+
+def build_model(cfg):
+    from dff_rfcn.model import DFF
+    return DFF(cfg)
 
 
 def init_weights(model, cfg):
@@ -33,5 +42,12 @@ def train_data(cfg):
     return PairDataset(load_train_roidb(cfg), cfg), PairCollator(cfg)
 
 
+def test(cfg, checkpoint, output_dir, **kwargs):
+    from dff_rfcn.test import test_dff
+    return test_dff(cfg, checkpoint, output_dir, **kwargs)
+
+
 if __name__ == '__main__':
-    run_cli(train_test, __doc__, DFF, init_weights, train_data, test_dff)
+    # a key-frame interval other than the yaml's gets its own test folder (lib/core/experiment.py)
+    run_cli(functools.partial(train_test, test_settings=('TEST.thresh', 'TEST.KEY_FRAME_INTERVAL')),
+            __doc__, build_model, init_weights, train_data, test)

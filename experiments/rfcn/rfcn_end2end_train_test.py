@@ -4,10 +4,12 @@
     python experiments/rfcn/rfcn_end2end_train_test.py --cfg experiments/rfcn/cfgs/synthetic_vid_cpu.yaml
     torchrun --nproc_per_node 4 experiments/rfcn/rfcn_end2end_train_test.py --cfg experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml
     python experiments/rfcn/rfcn_end2end_train_test.py --cfg ... --checkpoint model/rfcn_vid-0000.params
-Options: --resume (continue the last run in the output folder), --skip-train, --skip-test,
---checkpoint (test that file), --set KEY=VALUE (config overrides, e.g. --set TRAIN.ACCUMULATE_GRAD=4),
---thresh (test score threshold). Outputs under <output_path>/<cfg name>/: <image_set>/<model_prefix>-<epoch>.pth,
-train.log, and <test_image_set>/det_<test_image_set>_all.txt + eval.json (the last line printed names eval.json).
+Options: --resume (continue the last run in the output folder; without it a folder that already holds a run
+is refused), --skip-train, --skip-test, --checkpoint (test that file), --set KEY=VALUE (config overrides, e.g.
+--set TRAIN.ACCUMULATE_GRAD=4), --thresh (test score threshold). Outputs under <output_path>/<cfg name>/:
+<image_set>/<model_prefix>-<epoch>.pth, train.log, and <test_image_set>/det_<test_image_set>_all.txt + eval.json
+(the last line printed names eval.json); another checkpoint or threshold tests into
+<test_image_set>_<checkpoint stem>-<sha256[:8]> / _thresh<t> instead (lib/core/experiment.py).
 """
 import _init_paths  # noqa: F401
 
@@ -15,8 +17,14 @@ from lib.core.experiment import train_test
 from lib.dataset.loader import BatchCollator, TrainDataset, load_train_roidb
 from lib.utils.cli import run_cli
 from lib.utils.weights import load_pretrained
-from rfcn.model import RFCN
-from rfcn.test import test_rfcn
+
+# the model and its test import the custom ops (lib/ops): only once the options are parsed, so that --help
+# works before the ops are built
+
+
+def build_model(cfg):
+    from rfcn.model import RFCN
+    return RFCN(cfg)
 
 
 def init_weights(model, cfg):
@@ -27,5 +35,10 @@ def train_data(cfg):
     return TrainDataset(load_train_roidb(cfg), cfg), BatchCollator(cfg)
 
 
+def test(cfg, checkpoint, output_dir, **kwargs):
+    from rfcn.test import test_rfcn
+    return test_rfcn(cfg, checkpoint, output_dir, **kwargs)
+
+
 if __name__ == '__main__':
-    run_cli(train_test, __doc__, RFCN, init_weights, train_data, test_rfcn)
+    run_cli(train_test, __doc__, build_model, init_weights, train_data, test)

@@ -42,6 +42,7 @@ def _defaults():
     config.CLASS_AGNOSTIC = True
     config.SCALES = [(600, 1000)]  # (short side, max long side)
     config.device = 'auto'         # [port] 'auto' | 'cpu' | 'cuda' | 'cuda:N' (under torchrun: 'cuda')
+    config.ALLOW_TF32 = False      # [port] let float32 convolutions / matmuls on Ampere+ GPUs run in TF32 (faster, ~1e-3 relative error); the original computed in full float32
     config.seed = 0                # [port] seeds data order, sampling and init
 
     # default training
@@ -105,6 +106,7 @@ def _defaults():
     config.TRAIN.BATCH_IMAGES = 2
     config.TRAIN.END2END = False
     config.TRAIN.ASPECT_GROUPING = True
+    config.TRAIN.ORIGINAL_CHUNK_ORDER = True  # [port] as the original: chunks not shuffled when len(roidb) is a multiple of the images per update (lib/dataset/loader.py EpochOrder); False: always shuffled
     # R-CNN
     config.TRAIN.BATCH_ROIS = 128
     config.TRAIN.BATCH_ROIS_OHEM = 128
@@ -129,7 +131,7 @@ def _defaults():
     config.TRAIN.RPN_POST_NMS_TOP_N = 2000
     config.TRAIN.RPN_MIN_SIZE = config.network.RPN_FEAT_STRIDE
     # approximate bounding box regression
-    config.TRAIN.BBOX_NORMALIZATION_PRECOMPUTED = False
+    config.TRAIN.BBOX_NORMALIZATION_PRECOMPUTED = True
     config.TRAIN.BBOX_MEANS = (0.0, 0.0, 0.0, 0.0)
     config.TRAIN.BBOX_STDS = (0.1, 0.1, 0.2, 0.2)
     # DFF: key frame offset range relative to the annotated frame
@@ -137,7 +139,7 @@ def _defaults():
     config.TRAIN.MAX_OFFSET = 0
     # [port] keys of the PyTorch training loop
     config.TRAIN.ACCUMULATE_GRAD = 1         # [port] iterations per optimiser step when gpus is '' (with gpus set: len(gpus) / processes)
-    config.TRAIN.CHECKPOINT_ITERS = 0        # [port] also checkpoint every N iterations (0: only per epoch)
+    config.TRAIN.CHECKPOINT_ITERS = 2000     # [port] also write the resumable <prefix>-last.pth every N updates (0: only per epoch)
     config.TRAIN.NUM_WORKERS = 2             # [port] DataLoader workers per process
     config.TRAIN.MAX_ITERS = 0               # [port] stop after N iterations (0: run to end_epoch); smoke tests
 

@@ -1,8 +1,16 @@
 """What the train_test entry scripts of the baseline and DFF share: options, output folders, the
 train -> test sequence. Each script supplies its model, its training data and its test function.
 
-Outputs under <output_path>/<cfg name>/: <image_set>/<model_prefix>-<epoch>.pth, train.log, and
-<test_image_set>/det_<test_image_set>_all.txt + eval.json (the last line printed names eval.json)."""
+Outputs under <output_path>/<cfg name>/: <image_set>/<model_prefix>-<epoch>.pth, train.log (one run per
+folder: training where a run already is needs --resume, or a new output_path), and
+<test_image_set>/det_<test_image_set>_all.txt + eval.json (the last line printed names eval.json).
+
+Test results go to a folder per checkpoint and settings, so that no test overwrites another's: the
+trained checkpoint at the yaml's own test settings -> <test_image_set>; otherwise the folder name gets a
+part per difference: _thresh<t> (--thresh or TEST.thresh other than the yaml's), _interval<k> (DFF: a
+TEST.KEY_FRAME_INTERVAL other than the yaml's), _<checkpoint file stem>-<first 8 hex digits of its sha256>
+(--checkpoint), and DFF's zero-flow ablation adds _zero_flow. eval.json records the checkpoint (path,
+size, sha256), the settings, the effective config, the git commit, torch / CUDA versions and the device."""
 import argparse
 import os
 
@@ -35,9 +43,34 @@ def output_dirs(cfg, cfg_path):
     return os.path.join(root, cfg.dataset.image_set.replace('+', '_')), os.path.join(root, cfg.dataset.test_image_set)
 
 
-def train_test(doc, build_model, init_weights, make_train_data, test_fn, argv=None, log=print):
+def test_folder(test_dir, cfg, yaml_cfg, thresh=None, checkpoint=None, default_checkpoint=None,
+                settings=('TEST.thresh',)):
+    """The test output folder for these settings (see the module docstring). cfg: the effective config;
+    yaml_cfg: the yaml's own (before --set); settings: the dotted keys that shape this test's results
+    (TEST.thresh is overridden by `thresh` when given)."""
+    parts = []
+    for key in settings:
+        section, name = key.split('.')
+        value = cfg[section][name]
+        if key == 'TEST.thresh' and thresh is not None:
+            value = thresh
+        if float(value) != float(yaml_cfg[section][name]):
+            short = {'TEST.thresh': 'thresh', 'TEST.KEY_FRAME_INTERVAL': 'interval'}.get(key, name.lower())
+            parts.append(f'{short}{float(value):g}')
+    if checkpoint and not (default_checkpoint and os.path.exists(default_checkpoint) and os.path.exists(checkpoint)
+                           and os.path.samefile(checkpoint, default_checkpoint)):
+        from lib.utils.provenance import file_info
+        info = file_info(checkpoint)
+        stem = os.path.splitext(os.path.basename(checkpoint))[0]
+        parts.append(f"{stem}-{info['sha256'][:8]}" if info else stem)
+    return test_dir if not parts else f"{test_dir.rstrip('/')}_{'_'.join(parts)}"
+
+
+def train_test(doc, build_model, init_weights, make_train_data, test_fn, argv=None, log=print,
+               test_settings=('TEST.thresh',)):
     """build_model(cfg) -> nn.Module; init_weights(model, cfg): pretrained weights before training;
-    make_train_data(cfg) -> (dataset, collator); test_fn(cfg, checkpoint, out_dir, thresh=, model=) -> result."""
+    make_train_data(cfg) -> (dataset, collator); test_fn(cfg, checkpoint, out_dir, thresh=, model=) -> result.
+    test_settings: the config keys whose values (other than the yaml's) get their own test folder."""
     args = parse_args(doc, argv)
     cfg = update_from_list(load_config(args.cfg), args.set)
     resolve_device(cfg)  # a device that is not there, or a gpus split that does not fit: said now, not later
@@ -45,6 +78,7 @@ def train_test(doc, build_model, init_weights, make_train_data, test_fn, argv=No
         accumulation_steps(cfg, int(os.environ.get('WORLD_SIZE', '1')))
     train_dir, test_dir = output_dirs(cfg, args.cfg)
     final = os.path.join(train_dir, f'{cfg.TRAIN.model_prefix}-{int(cfg.TRAIN.end_epoch):04d}.pth')
+    test_dir = test_folder(test_dir, cfg, load_config(args.cfg), args.thresh, args.checkpoint, final, test_settings)
     torch.manual_seed(int(cfg.seed))  # the same initial weights on every rank and every run
     model = build_model(cfg)
     trained = False

@@ -3,6 +3,12 @@ across ranks, the original detections file, and the ImageNet VID evaluation into
 
 A detector is any callable `detect(frame, data, im_info) -> (scores (R, C), boxes (R, 4*k))` in
 original-image pixels; DFF's keeps key-frame state, so each rank gets whole videos in order.
+
+Memory does not grow with the dataset: each rank writes its detections frame by frame to its own file
+<output_dir>/.det_<image_set>_all.txt.rank<r>.part (the ranks share the output folder) and keeps only
+where each frame's lines are; rank 0 then merges the files into det_<image_set>_all.txt, frames in
+frame-id order (the original's rows, sorted by frame id, class, descending score), and removes them.
+The evaluation then reads that file, as the original's did.
 """
 import os
 import time
@@ -12,10 +18,11 @@ import torch
 from tqdm import tqdm
 
 import lib.ops as ops
-from lib.dataset.imagenet_vid_eval import (evaluate_detections, load_gt, print_ap_table, read_detections,
-                                           write_detections, write_eval_json, write_frame_list)
+from lib.dataset.imagenet_vid_eval import (_atomic_write, evaluate_detections, format_detections, load_gt,
+                                           print_ap_table, read_detections, write_eval_json, write_frame_list)
 from lib.utils import dist
-from lib.utils.image import prepare_image
+from lib.utils.image import choose_scale, prepare_image
+from lib.utils.outputs import make_dirs, remove_empty_dirs, remove_file
 
 
 def postprocess(scores, boxes, thresh, nms_thresh=0.3, max_per_image=300, class_agnostic=True):
@@ -44,90 +51,168 @@ def postprocess(scores, boxes, thresh, nms_thresh=0.3, max_per_image=300, class_
     return dets
 
 
-def split_frames(frames, rank, world_size, by_video):
-    """This rank's frames. by_video: whole videos, each to the rank with the fewest frames so far
-    (the original's greedy GPU assignment); else contiguous equal chunks."""
+def split_positions(frames, rank, world_size, by_video):
+    """Positions in `frames` of this rank's frames. by_video: whole videos, each to the rank with the
+    fewest frames so far (the original's greedy GPU assignment); else contiguous equal chunks."""
+    n = len(frames)
     if world_size == 1:
-        return frames
+        return list(range(n))
     if not by_video:
-        n = len(frames)
-        return frames[rank * n // world_size:(rank + 1) * n // world_size]
+        return list(range(rank * n // world_size, (rank + 1) * n // world_size))
     videos = {}
-    for f in frames:
-        videos.setdefault(f['video'], []).append(f)
+    for i, f in enumerate(frames):
+        videos.setdefault(f['video'], []).append(i)
     load = [0] * world_size
     mine = []
-    for v, fs in videos.items():
+    for v, pos in videos.items():
         r = int(np.argmin(load))
-        load[r] += len(fs)
+        load[r] += len(pos)
         if r == rank:
-            mine.extend(fs)
+            mine.extend(pos)
     return mine
 
 
-def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_names, thresh=None,
-             by_video=False, desc='test', device='cpu'):
-    """Detect on `frames` (dicts with 'image', 'frame_id', 'video', 'index'), write
-    <output_dir>/det_<image_set>_all.txt, evaluate, write eval.json; returns the eval result dict."""
+def split_frames(frames, rank, world_size, by_video):
+    """This rank's frames (split_positions)."""
+    return [frames[i] for i in split_positions(frames, rank, world_size, by_video)]
+
+
+def test_scale_index(cfg, frame, by_video):
+    """Which of cfg.SCALES a test frame is resized to: the original drew one per image at random; DFF
+    draws one per video (a key frame and the frames warped from it must have one size)."""
+    return choose_scale(cfg, 'test', frame['video'] if by_video else frame.get('index', frame['image']))
+
+
+def part_file(det_file, rank):
+    return os.path.join(os.path.dirname(det_file), f'.{os.path.basename(det_file)}.rank{rank}.part')
+
+
+def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=False, desc='test', device='cpu'):
+    """Detect this rank's share of `frames`, streaming its detection lines to its part file; rank 0 merges
+    the parts into `det_file` (atomically) and removes them. sizes: (height, width) per frame, from the
+    annotations: each image is checked against it. Returns (seconds, frames timed) over all ranks on
+    rank 0, None on the others."""
     rank, world = dist.rank(), dist.world_size()
     device = torch.device(device)
-    thresh = float(cfg.TEST.thresh if thresh is None else thresh)
-    mine = split_frames(frames, rank, world, by_video)
-    rows = []
+    mine = split_positions(frames, rank, world, by_video)
+    part = part_file(det_file, rank)
+    index = np.zeros((len(mine), 3), np.int64)  # position in frames, byte offset, byte length
     net_time, n_timed = 0.0, 0
-    bar = tqdm(mine, desc=f'{desc} [rank {rank}]', unit='frame', disable=rank != 0 and world > 1, mininterval=2)
-    for k, frame in enumerate(bar):
-        data, im_info = prepare_image(frame['image'], cfg)
-        data = data.unsqueeze(0).to(device)
-        im_info_t = torch.from_numpy(im_info[None]).to(device)
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        scores, boxes = detect(frame, data, im_info_t)
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        if k >= 2:  # as the original demos: average after 2 warm-up frames
-            net_time += time.perf_counter() - t0
-            n_timed += 1
-        dets = postprocess(scores, boxes, thresh, float(cfg.TEST.NMS), int(cfg.TEST.max_per_image),
-                           bool(cfg.CLASS_AGNOSTIC))
-        for d in dets:
-            rows.append([frame['frame_id'], int(d[0]), float(d[1])] + [float(v) for v in d[2:6]])
-        bar.set_postfix(fps=f'{n_timed / net_time:.1f}' if net_time else '-', refresh=False)
-    gathered = dist.all_gather_object((rows, net_time, n_timed))
+    try:
+        with open(part, 'wb') as out:
+            bar = tqdm(mine, desc=f'{desc} [rank {rank}]', unit='frame', disable=rank != 0 and world > 1,
+                       mininterval=2)
+            offset = 0
+            for k, pos in enumerate(bar):
+                frame = frames[pos]
+                data, im_info = prepare_image(frame['image'], cfg, scale_index=test_scale_index(cfg, frame, by_video),
+                                              expected_size=None if sizes is None else sizes[pos])
+                data = data.unsqueeze(0).to(device)
+                im_info_t = torch.from_numpy(im_info[None]).to(device)
+                if device.type == 'cuda':
+                    torch.cuda.synchronize(device)
+                t0 = time.perf_counter()
+                scores, boxes = detect(frame, data, im_info_t)
+                if device.type == 'cuda':
+                    torch.cuda.synchronize(device)
+                if k >= 2:  # as the original demos: average after 2 warm-up frames
+                    net_time += time.perf_counter() - t0
+                    n_timed += 1
+                dets = postprocess(scores, boxes, thresh, float(cfg.TEST.NMS), int(cfg.TEST.max_per_image),
+                                   bool(cfg.CLASS_AGNOSTIC)).astype(np.float64)
+                dets = dets[np.lexsort((-dets[:, 1], dets[:, 0]))]  # class, then descending score (stable)
+                rows = np.concatenate([np.full((len(dets), 1), frame['frame_id'], np.float64), dets], 1)
+                text = format_detections(rows).encode()
+                out.write(text)
+                index[k] = (pos, offset, len(text))
+                offset += len(text)
+                bar.set_postfix(fps=f'{n_timed / net_time:.1f}' if net_time else '-', refresh=False)
+    except BaseException:
+        remove_file(part)
+        raise
+    gathered = dist.all_gather_object((index, net_time, n_timed))
     if rank != 0:
         return None
-    rows = sorted((r for g in gathered for r in g[0]), key=lambda r: (r[0], r[1], -r[2]))
-    total_time = sum(g[1] for g in gathered)
-    total_n = sum(g[2] for g in gathered)
-    os.makedirs(output_dir, exist_ok=True)
+    try:
+        where = np.zeros((len(frames), 3), np.int64)  # rank, offset, length of each frame's lines
+        for r, (idx, _, _) in enumerate(gathered):
+            where[idx[:, 0]] = np.stack([np.full(len(idx), r), idx[:, 1], idx[:, 2]], 1)
+        frame_ids = np.array([f['frame_id'] for f in frames], np.int64)
+        parts = [open(part_file(det_file, r), 'rb') for r in range(world)]
+        try:
+            def merge(f):
+                for pos in np.argsort(frame_ids, kind='stable'):
+                    r, off, length = where[pos]
+                    if length:
+                        parts[r].seek(off)
+                        f.write(parts[r].read(length))
+            _atomic_write(det_file, merge, 'wb')
+        finally:
+            for fh in parts:
+                fh.close()
+    finally:
+        for r in range(world):
+            remove_file(part_file(det_file, r))
+    return sum(g[1] for g in gathered), sum(g[2] for g in gathered)
+
+
+def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_names, thresh=None,
+             by_video=False, desc='test', device='cpu', run_info=None):
+    """Detect on `frames` (dicts with 'image', 'frame_id', 'video', 'index'), write
+    <output_dir>/det_<image_set>_all.txt, evaluate, write eval.json (with run_info, what the result was
+    computed from, under 'run'); returns the eval result dict. The annotations are read first: each
+    image is checked against its <size>. A run that fails leaves no file of its own behind (and removes
+    the output folder when it created it)."""
+    rank = dist.rank()
+    thresh = float(cfg.TEST.thresh if thresh is None else thresh)
+    created = make_dirs(output_dir)
     det_file = os.path.join(output_dir, f'det_{image_set}_all.txt')
-    write_detections(det_file, rows)
     eval_list = os.path.join(output_dir, f'{image_set}_eval.txt')
-    write_frame_list(eval_list, [(f['index'], f['frame_id']) for f in frames])
-    class_to_index = {w: i for i, w in enumerate(class_names[1]) if i > 0}
-    gt = load_gt(annotation_root, [(f['index'], f['frame_id']) for f in frames], class_to_index,
-                 cache_file=os.path.join(output_dir, f'{image_set}_gt_cache.pkl'))
-    # evaluated as written (scores to 4 decimals, boxes to 2), as the original's evaluation read the file:
-    # re-scoring the file gives the same numbers
-    det_array = read_detections(det_file).reshape(-1, 7)
-    result = evaluate_detections(det_array, gt, len(class_names[0]), motion=True, class_names=list(class_names[0]),
-                                 verbose=False)
-    result['time_per_image_s'] = (total_time / total_n) if total_n else None
-    print(print_ap_table(result, list(class_names[0])))
+    gt_cache = os.path.join(output_dir, f'{image_set}_gt_cache.pkl')
     eval_json = os.path.join(output_dir, 'eval.json')
-    write_eval_json(eval_json, result, result['time_per_image_s'])
+    try:
+        class_to_index = {w: i for i, w in enumerate(class_names[1]) if i > 0}
+        frame_list = [(f['index'], f['frame_id']) for f in frames]
+        if rank == 0:
+            gt = load_gt(annotation_root, frame_list, class_to_index, cache_file=gt_cache)
+        dist.barrier()
+        if rank != 0:
+            gt = load_gt(annotation_root, frame_list, class_to_index, cache_file=gt_cache)
+        sizes = [(r['height'], r['width']) for r in gt['records']]
+        timing = detect_to_file(cfg, frames, detect, det_file, thresh, sizes=sizes, by_video=by_video, desc=desc,
+                                device=device)
+        if rank != 0:
+            return None
+        total_time, total_n = timing
+        write_frame_list(eval_list, frame_list)
+        # evaluated as written (scores to 4 decimals, boxes to 2), as the original's evaluation read the file:
+        # re-scoring the file gives the same numbers
+        det_array = read_detections(det_file).reshape(-1, 7)
+        result = evaluate_detections(det_array, gt, len(class_names[0]), motion=True,
+                                     class_names=list(class_names[0]), verbose=False)
+        result['time_per_image_s'] = (total_time / total_n) if total_n else None
+        print(print_ap_table(result, list(class_names[0])))
+        result['run'] = dict(run_info or {}, settings=dict((run_info or {}).get('settings') or {}, thresh=thresh))
+        write_eval_json(eval_json, result, result['time_per_image_s'])
+    except BaseException:
+        if created and rank == 0:
+            for path in (det_file, eval_list, gt_cache, eval_json):
+                remove_file(path)
+            remove_empty_dirs(output_dir, created)
+        raise
     result['det_file'], result['eval_json'] = det_file, eval_json
     return result
 
 
 def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thresh=None, model=None, by_video=False,
-               desc='test'):
+                   desc='test', settings=None):
     """What the baseline's and DFF's test functions share: device and process group from torchrun, the
     model (built and loaded from `checkpoint` unless given) in eval mode on that device, the test imdb's
-    frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes)."""
+    frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes).
+    settings: the test settings to record in eval.json (e.g. DFF's key-frame interval)."""
     from lib.core.trainer import process_device, resolve_device
     from lib.dataset.loader import make_imdb
+    from lib.utils.provenance import run_record
     from lib.utils.weights import load_model_weights
     device = resolve_device(cfg)
     _, world, local_rank = dist.init_from_env(device)
@@ -138,7 +223,7 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
     model.to(dev).eval()
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
     annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
+    run_info = run_record(cfg, checkpoint, dev, settings) if dist.rank() == 0 else None
     return run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
                     annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,
-                    device=dev)
-
+                    device=dev, run_info=run_info)

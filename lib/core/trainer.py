@@ -10,9 +10,12 @@
   TRAIN.ACCUMULATE_GRAD.
 - lr_step in epochs -> update steps int(epoch * |roidb| / images_per_update); optional constant warmup.
 - Checkpoints (atomic: temp file + rename): <prefix>-<epoch:04d>.pth after each epoch, and
-  <prefix>-last.pth every TRAIN.CHECKPOINT_ITERS updates and after each epoch, holding model, optimizer,
-  schedule position and RNG states. resume=True continues from <prefix>-last.pth exactly where it stopped:
-  the data order is a function of (seed, epoch) and every per-item random choice of (seed, epoch, index).
+  <prefix>-last.pth every TRAIN.CHECKPOINT_ITERS updates (default 2000, so a killed run on the real
+  configs loses at most that many) and after each epoch, holding model, optimizer, schedule position and
+  RNG states. resume=True continues from <prefix>-last.pth exactly where it stopped: the data order is a
+  function of (seed, epoch) and every per-item random choice of (seed, epoch, index); log lines written
+  after that checkpoint (the updates redone) are dropped from the logs first. Without resume, a folder
+  that already holds a run (its logs or checkpoints) is refused: one run per folder.
 - Logs every default.frequent updates: train.log (the original's Speedometer line) and train_log.jsonl (the
   same as JSON), the loss terms averaged over those updates and over all processes
   (tools/analyze_train_log.py summarises and compares runs).
@@ -20,6 +23,7 @@
 import json
 import os
 import random
+import re
 import time
 
 import numpy as np
@@ -31,6 +35,7 @@ from lib.dataset.loader import EpochOrder, accumulation_steps, images_per_update
 from lib.model.params import param_groups
 from lib.utils import dist
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+from lib.utils.provenance import plain
 from lib.utils.weights import apply_state_dict
 
 
@@ -102,7 +107,9 @@ def _set_rng_state(s):
 
 def resolve_device(cfg):
     """cfg.device ('auto', 'cpu', 'cuda' or 'cuda:N'; checked when the config is read) -> 'cpu', 'cuda' or
-    'cuda:N'. A CUDA device that is not there is a ConfigError (one 'error:' line through run_cli)."""
+    'cuda:N'. A CUDA device that is not there is a ConfigError (one 'error:' line through run_cli). Also sets
+    the float32 precision (TF32 only with ALLOW_TF32)."""
+    set_float32_precision(cfg)
     device = cfg.device
     if device not in ('auto', 'cpu') and not str(device).startswith('cuda'):
         raise ConfigError(f"device: expected one of auto, cpu, cuda, cuda:N, got {device!r}")
@@ -129,9 +136,66 @@ def process_device(device, local_rank, world):
     return torch.device(device)
 
 
+def set_float32_precision(cfg):
+    """Full float32 unless ALLOW_TF32: torch lets cuDNN run float32 convolutions in TF32 on Ampere and
+    newer GPUs by default (10-bit mantissa); the original (MXNet, CUDA 8/9) computed them in float32."""
+    allow = bool(cfg.get('ALLOW_TF32', False))
+    torch.backends.cudnn.allow_tf32 = allow
+    torch.backends.cuda.matmul.allow_tf32 = allow
+
+
+LOG_FILES = ('train.log', 'train_log.jsonl')
+_SPEEDOMETER = re.compile(r'^Epoch\[(\d+)\] Batch \[(\d+)\]')
+
+
+def existing_run(output_dir, prefix):
+    """The files that show `output_dir` already holds a training run of `prefix` (logs, checkpoints)."""
+    if not os.path.isdir(output_dir):
+        return []
+    return sorted(n for n in os.listdir(output_dir)
+                  if n in LOG_FILES or (n.startswith(f'{prefix}-') and n.endswith('.pth')))
+
+
+def check_new_run(output_dir, prefix):
+    found = existing_run(output_dir, prefix)
+    if found:
+        shown = ', '.join(found[:4]) + (' ...' if len(found) > 4 else '')
+        raise ValueError(f"{output_dir} already holds a training run ({shown}); continue it with --resume, or "
+                         f"train into a new folder (--set output_path=<new folder>)")
+
+
+def trim_logs(output_dir, epoch, update, global_update):
+    """Resuming at (epoch, update): drop the log records of later updates (written before the kill, redone
+    now), so that the logs hold each update once. Other lines stay; files are rewritten atomically."""
+    def keep_text(line):
+        m = _SPEEDOMETER.match(line)
+        return not m or (int(m.group(1)), int(m.group(2))) <= (epoch, update)
+
+    def keep_json(line):
+        try:
+            return int(json.loads(line).get('global_update', 0)) <= global_update
+        except (ValueError, AttributeError):
+            return True
+
+    for name, keep in (('train.log', keep_text), ('train_log.jsonl', keep_json)):
+        path = os.path.join(output_dir, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            lines = f.readlines()
+        kept = [line for line in lines if keep(line)]
+        if len(kept) != len(lines):
+            tmp = f'{path}.tmp{os.getpid()}'
+            with open(tmp, 'w') as f:
+                f.writelines(kept)
+            os.replace(tmp, path)
+
+
 def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=print):
     """Train `model` (returns a dict of loss terms from model(batch)) on `dataset`; returns the model."""
     device = resolve_device(cfg)
+    if not resume:
+        check_new_run(output_dir, prefix)
     rank, world, local_rank = dist.init_from_env(device)
     torch.manual_seed(int(cfg.seed))
     dev = process_device(device, local_rank, world)
@@ -140,7 +204,8 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
     opt = MXNetSGD(groups, lr=float(cfg.TRAIN.lr), momentum=float(cfg.TRAIN.momentum))
     accumulate = accumulation_steps(cfg, world)
     ipu = images_per_update(cfg, world)
-    order = EpochOrder(dataset.roidb, ipu, int(cfg.seed), bool(cfg.TRAIN.SHUFFLE), bool(cfg.TRAIN.ASPECT_GROUPING))
+    order = EpochOrder(dataset.roidb, ipu, int(cfg.seed), bool(cfg.TRAIN.SHUFFLE), bool(cfg.TRAIN.ASPECT_GROUPING),
+                       bool(cfg.TRAIN.ORIGINAL_CHUNK_ORDER))
     lr_at, steps = lr_schedule(cfg, len(dataset.roidb), ipu)
     epoch, start_update, global_update = int(cfg.TRAIN.begin_epoch), 0, 0
     global_update = epoch * order.updates_per_epoch
@@ -151,24 +216,26 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
         opt.load_state_dict(ck['optimizer'])
         epoch, start_update, global_update = ck['epoch'], ck['update_in_epoch'], ck['global_update']
         _set_rng_state(ck['rng'])
+        if rank == 0:
+            trim_logs(output_dir, epoch, start_update, global_update)
         if start_update >= order.updates_per_epoch:
             epoch, start_update = epoch + 1, 0
         log(f'resumed from {last_path}: epoch {epoch}, update {start_update} of {order.updates_per_epoch}')
     elif resume:
         log(f'--resume: no {last_path} yet, starting from scratch')
+        if rank == 0:
+            trim_logs(output_dir, epoch, -1, global_update)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device == 'cuda' else None,
             find_unused_parameters=bool(getattr(model, 'may_skip_parameters', False)))
     if rank == 0:
-        os.makedirs(output_dir, exist_ok=True)
         log(f'training {prefix}: {len(dataset.roidb)} images, {world} process(es) x {cfg.TRAIN.BATCH_IMAGES} image(s) '
             f'x {accumulate} accumulation = {ipu} images per update, {order.updates_per_epoch} '
             f'updates per epoch, lr steps at updates {steps}; params: {summary}')
     max_iters = int(cfg.TRAIN.MAX_ITERS)
-    log_file = open(os.path.join(output_dir, 'train.log'), 'a') if rank == 0 else None
-    json_file = open(os.path.join(output_dir, 'train_log.jsonl'), 'a') if rank == 0 else None
+    logs = _Logs(output_dir) if rank == 0 else None  # opened at the first line: a run that fails first leaves none
     model.train()
     done = False
     while epoch < int(cfg.TRAIN.end_epoch) and not done:
@@ -219,12 +286,8 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
                     speed = ipu * window_n / max(time.time() - tic, 1e-9)
                     line = (f'Epoch[{epoch}] Batch [{update}]\tSpeed: {speed:.2f} samples/sec\tlr={lr:.3g}\t'
                             + '\t'.join(f'{k}={v:.4f}' for k, v in means.items()))
-                    log_file.write(line + '\n')
-                    log_file.flush()
-                    json_file.write(json.dumps({'epoch': epoch, 'update': update, 'global_update': global_update,
-                                                'lr': lr, 'samples_per_sec': round(speed, 3), 'updates': window_n,
-                                                'losses': means}) + '\n')
-                    json_file.flush()
+                    logs.write(line, {'epoch': epoch, 'update': update, 'global_update': global_update, 'lr': lr,
+                                      'samples_per_sec': round(speed, 3), 'updates': window_n, 'losses': means})
                 window, window_n, tic = {}, 0, time.time()
             sums = {}
             stop = max_iters and global_update >= max_iters
@@ -243,10 +306,30 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
                 log(f'epoch {epoch} done: saved {prefix}-{epoch + 1:04d}.pth')
             epoch, start_update = epoch + 1, 0
         dist.barrier()
-    if log_file:
-        log_file.close()
-        json_file.close()
+    if logs:
+        logs.close()
     return model
+
+
+class _Logs:
+    """train.log (the Speedometer line) and train_log.jsonl (the same as JSON), appended to, opened at the
+    first record."""
+
+    def __init__(self, output_dir):
+        self.output_dir, self.files = output_dir, None
+
+    def write(self, line, record):
+        if self.files is None:
+            os.makedirs(self.output_dir, exist_ok=True)
+            self.files = [open(os.path.join(self.output_dir, name), 'a') for name in LOG_FILES]
+        for f, text in zip(self.files, (line, json.dumps(record))):
+            f.write(text + '\n')
+            f.flush()
+
+    def close(self):
+        for f in self.files or ():
+            f.close()
+        self.files = None
 
 
 class _null:
@@ -260,14 +343,4 @@ class _null:
 def _save(path, model, opt, epoch, update, global_update, cfg):
     save_checkpoint(path, {'model': model.state_dict(), 'optimizer': opt.state_dict(), 'epoch': epoch,
                            'update_in_epoch': update, 'global_update': global_update, 'rng': _rng_state(),
-                           'cfg': _plain(cfg)})
-
-
-def _plain(obj):
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (np.ndarray, np.generic)):
-        return obj.tolist()
-    return obj
+                           'cfg': plain(cfg)})

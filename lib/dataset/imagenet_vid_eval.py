@@ -624,9 +624,7 @@ def evaluate_detections(dets, gt, num_classes, motion=True, class_names=None, ve
 # ----------------------------------------------------------------------------------------------------
 # detections file
 
-def write_detections(path, rows):
-    """Write (M, 7) rows ``frame_id class_index score x1 y1 x2 y2`` in the original format
-    (``%d %d %.4f %.2f %.2f %.2f %.2f``), through a temp file renamed onto ``path``."""
+def _det_rows(rows):
     rows = np.asarray(rows, np.float64)
     if rows.size == 0:
         rows = rows.reshape(0, 7)
@@ -635,13 +633,24 @@ def write_detections(path, rows):
     ints = rows[:, :2]
     if np.any(ints != np.round(ints)):
         raise ValueError("frame ids and class indices must be integers")
+    return rows
+
+
+def format_detections(rows):
+    """(M, 7) rows ``frame_id class_index score x1 y1 x2 y2`` as the lines of a detections file."""
+    return "".join(DET_FORMAT % (int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) + "\n"
+                   for r in _det_rows(rows))
+
+
+def write_detections(path, rows):
+    """Write (M, 7) rows ``frame_id class_index score x1 y1 x2 y2`` in the original format
+    (``%d %d %.4f %.2f %.2f %.2f %.2f``), through a temp file renamed onto ``path``."""
+    rows = _det_rows(rows)
 
     def write(f):
         chunk = 100000
         for s in range(0, len(rows), chunk):
-            part = rows[s:s + chunk]
-            f.write("".join(DET_FORMAT % (int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6]) + "\n"
-                            for r in part))
+            f.write(format_detections(rows[s:s + chunk]))
 
     atomic_write(path, write, "w")
 

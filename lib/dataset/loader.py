@@ -7,7 +7,7 @@ roidb, RPN subsampling, DFF key-frame offsets).
 import numpy as np
 import torch
 
-from lib.utils.image import prepare_image
+from lib.utils.image import choose_scale, prepare_image
 
 from .imagenet_vid import append_flipped_images, filter_roidb
 
@@ -52,28 +52,37 @@ class EpochOrder:
     permuted separately and concatenated, then cut into chunks of `images_per_update` and the chunks are
     shuffled; the incomplete last chunk is dropped (the original loader stops at a full batch).
     Each chunk is one optimiser update: with W processes, B images per process and A accumulation
-    steps, image k of an update goes to micro-step k // (W*B), process (k // B) % W."""
+    steps, image k of an update goes to micro-step k // (W*B), process (k // B) % W.
 
-    def __init__(self, roidb, images_per_update, seed, shuffle=True, aspect_grouping=True):
+    original_chunk_order (TRAIN.ORIGINAL_CHUNK_ORDER, default True) keeps a quirk of the original's
+    AnchorLoader.reset: it shuffles the chunks of inds[:-extra] with extra = len(roidb) % batch, so when the
+    roidb length is a multiple of the update size (extra = 0, inds[:-0] is empty) the chunks are NOT
+    shuffled: every epoch runs all landscape chunks, then all portrait ones. False shuffles them always."""
+
+    def __init__(self, roidb, images_per_update, seed, shuffle=True, aspect_grouping=True, original_chunk_order=True):
         self.n = len(roidb)
         self.landscape = np.array([r['width'] >= r['height'] for r in roidb])
         self.images_per_update = images_per_update
         self.seed, self.shuffle, self.aspect_grouping = seed, shuffle, aspect_grouping
+        self.original_chunk_order = original_chunk_order
         self.updates_per_epoch = self.n // images_per_update
         if self.updates_per_epoch == 0:
             raise ValueError(f"{self.n} training images are fewer than one update's {images_per_update}")
 
     def order(self, epoch):
         rng = np.random.default_rng([self.seed, epoch])
+        shuffle_chunks = self.shuffle
         if not self.shuffle:
             idx = np.arange(self.n)
         elif self.aspect_grouping:
             horz, vert = np.flatnonzero(self.landscape), np.flatnonzero(~self.landscape)
             idx = np.concatenate([rng.permutation(horz), rng.permutation(vert)])
+            if self.original_chunk_order and self.n % self.images_per_update == 0:
+                shuffle_chunks = False  # the original's inds[:-0] == []: nothing shuffled
         else:
             idx = rng.permutation(self.n)
         chunks = idx[:self.updates_per_epoch * self.images_per_update].reshape(self.updates_per_epoch, -1)
-        if self.shuffle:
+        if shuffle_chunks:
             chunks = chunks[rng.permutation(len(chunks))]
         return chunks
 
@@ -95,9 +104,16 @@ class TrainDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.roidb)
 
-    def load(self, entry, path=None):
-        tensor, im_info = prepare_image(path or entry['image'], self.cfg, flipped=entry['flipped'])
-        return tensor, im_info
+    def scale_index(self, epoch, index):
+        """Which of cfg.SCALES this item is resized to: the original drew one per image each time it was
+        loaded; here a draw from (seed, epoch, roidb index) (lib.utils.image.choose_scale)."""
+        return choose_scale(self.cfg, 'train', epoch, index)
+
+    def load(self, entry, path=None, scale_index=0):
+        """One image of `entry` (its own, or `path`: a frame of the same video), checked against the
+        entry's annotated size."""
+        return prepare_image(path or entry['image'], self.cfg, flipped=entry['flipped'], scale_index=scale_index,
+                             expected_size=(entry['height'], entry['width']))
 
     def gt_boxes(self, entry, scale, im_info, round_clip=True):
         boxes = entry['boxes'].astype(np.float32) * scale
@@ -110,7 +126,7 @@ class TrainDataset(torch.utils.data.Dataset):
     def __getitem__(self, item):
         epoch, index = item
         entry = self.roidb[index]
-        tensor, im_info = self.load(entry)
+        tensor, im_info = self.load(entry, scale_index=self.scale_index(epoch, index))
         return {'data': tensor, 'im_info': im_info, 'gt_boxes': self.gt_boxes(entry, im_info[2], im_info),
                 'epoch': epoch, 'index': index}
 

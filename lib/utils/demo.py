@@ -37,6 +37,7 @@ import torch
 from lib.utils.fileio import write_bytes
 from lib.utils.flow_io import color_wheel, flow_to_color  # noqa: F401 (the demos' flow colouring)
 from lib.utils.image import read_image, resize, to_tensor
+from lib.utils.outputs import make_dirs, remove_empty_dirs, remove_file
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
 DEFAULT_FPS = 25.0
@@ -45,6 +46,44 @@ WARMUP_FRAMES = 2
 
 class DemoInputError(ValueError):
     """A problem with what the user asked for (input path, options): reported without a traceback."""
+
+
+# Video containers by their file signature: (name, offset, magic). OpenCV's FFmpeg backend also opens text
+# files (its 'tty' demuxer renders the text as frames) and single images (image2) as "videos"; only a real
+# video container is taken as one.
+VIDEO_SIGNATURES = (
+    ('MP4 / QuickTime / 3GP', 4, (b'ftyp', b'moov', b'mdat', b'free', b'wide', b'skip', b'pnot')),
+    ('AVI', 0, (b'RIFF',)),  # + 'AVI ' at 8, checked below
+    ('Matroska / WebM', 0, (b'\x1a\x45\xdf\xa3',)),
+    ('FLV', 0, (b'FLV\x01',)),
+    ('MPEG program stream', 0, (b'\x00\x00\x01\xba',)),
+    ('MPEG video elementary stream', 0, (b'\x00\x00\x01\xb3',)),
+    ('H.264 / H.265 Annex B stream', 0, (b'\x00\x00\x00\x01',)),
+    ('ASF / WMV', 0, (b'\x30\x26\xb2\x75\x8e\x66\xcf\x11',)),
+    ('Ogg', 0, (b'OggS',)),
+)
+IMAGE_SIGNATURES = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG', 'PNG'), (b'BM', 'BMP'), (b'GIF8', 'GIF'),
+                    (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'))
+
+
+def video_container(path):
+    """The name of the video container `path` holds, judged by its first bytes; a DemoInputError naming
+    the file when it is an image, text or anything else that is not a video container."""
+    with open(path, 'rb') as f:
+        head = f.read(400)
+    for name, offset, magics in VIDEO_SIGNATURES:
+        if any(head[offset:offset + len(m)] == m for m in magics):
+            if name == 'AVI' and head[8:12] not in (b'AVI ', b'AVIX'):
+                continue  # another RIFF file (WAV, WebP)
+            return name
+    if len(head) >= 189 and head[0] == 0x47 and head[188] == 0x47:
+        return 'MPEG transport stream'
+    kind = next((k for magic, k in IMAGE_SIGNATURES if head.startswith(magic)),
+                'WebP' if head[:4] == b'RIFF' and head[8:12] == b'WEBP' else None)
+    if kind:
+        raise DemoInputError(f"{path} is a {kind} image, not a video; for frames give the folder that holds them")
+    raise DemoInputError(f"{path} is not a video container (MP4/MOV, AVI, Matroska/WebM, FLV, MPEG-PS/TS, ASF, "
+                         f"Ogg, H.264/H.265 stream): give a video file or a folder of frames")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -80,7 +119,7 @@ class FrameSource:
     """Frames of a folder of images (in frame-number order) or of a video file (cv2.VideoCapture), as
     Frame(index, stem, image). Output names: the image's file name without extension, or the frame
     index zero-padded to 6 digits for a video. Errors name the path: missing, an empty folder, a
-    video that cannot be opened or has no frame."""
+    video that cannot be opened or has no frame, a file that is not a video container (video_container)."""
 
     def __init__(self, path, max_frames=None):
         if max_frames is not None and int(max_frames) < 1:
@@ -92,6 +131,7 @@ class FrameSource:
         self.is_video = not os.path.isdir(self.path)
         self.fps = DEFAULT_FPS
         if self.is_video:
+            self.container = video_container(self.path)
             cap = self._open()
             try:
                 ok, first = cap.read()
@@ -223,19 +263,37 @@ class DetectionWriter:
 
     def __init__(self, out_dir, mp4=None, fps=DEFAULT_FPS):
         self.out_dir = os.fspath(out_dir)
-        os.makedirs(self.out_dir, exist_ok=True)
+        self.created = []  # (files this writer created, folders it created): what discard() removes
+        self.folders = [(self.out_dir, make_dirs(self.out_dir))]
         self.mp4, self.fps = mp4, float(fps)
         self.video, self.size = None, None
         self.paths = []
 
+    def track(self, path):
+        """Note `path` (about to be written) as this run's own file when it does not exist yet."""
+        if not os.path.exists(path):
+            self.created.append(path)
+
+    def folder(self, path):
+        self.folders.append((path, make_dirs(path)))
+
+    def discard(self):
+        """A failed run: remove the files this writer created and the folders it made (if empty)."""
+        self.close()
+        for path in self.created:
+            remove_file(path)
+        for path, top in reversed(self.folders):
+            remove_empty_dirs(path, top)
+
     def write(self, stem, im):
         path = os.path.join(self.out_dir, f'{stem}.jpg')
+        self.track(path)
         write_image(path, im)
         self.paths.append(path)
         if self.mp4:
             if self.video is None:
-                folder = os.path.dirname(os.path.abspath(self.mp4))
-                os.makedirs(folder, exist_ok=True)
+                self.folder(os.path.dirname(os.path.abspath(self.mp4)))
+                self.track(self.mp4)
                 self.size = (im.shape[1], im.shape[0])
                 self.video = cv2.VideoWriter(self.mp4, cv2.VideoWriter_fourcc(*'mp4v'), self.fps, self.size)
                 if not self.video.isOpened():
@@ -386,7 +444,7 @@ def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_d
     Returns a summary dict: frames (stems in order), kinds, paths, flow_paths, times, timer."""
     writer = DetectionWriter(args.output, args.mp4, source.fps)
     if flow_dir:
-        os.makedirs(flow_dir, exist_ok=True)
+        writer.folder(flow_dir)
     batched = detect_chunk is not None and chunk_size
     timer = DemoTimer(warmup=int(chunk_size) if batched else WARMUP_FRAMES)
     summary = {'frames': [], 'kinds': [], 'paths': [], 'flow_paths': [], 'detections': [], 'times': []}
@@ -416,6 +474,7 @@ def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_d
                 if flow_dir and flow is not None:
                     size = (frame.image.shape[1], frame.image.shape[0])
                     path = os.path.join(flow_dir, f'{frame.stem}.png')
+                    writer.track(path)
                     write_image(path, flow_to_color(flow_to_image_pixels(flow, im_info, stride, size)))
                     summary['flow_paths'].append(path)
                 summary['frames'].append(frame.stem)
@@ -427,6 +486,9 @@ def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_d
                     print(f'[{name}] frame {frame.index} {frame.stem} {kind}: {seconds:.4f} s '
                           f'(average {kind} {"-" if avg is None else f"{avg:.4f} s"}), {len(dets)} detections',
                           flush=True)
+    except BaseException:
+        writer.discard()  # a failed run leaves no output of its own behind
+        raise
     finally:
         writer.close()
     if not summary['frames']:

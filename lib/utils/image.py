@@ -1,24 +1,66 @@
 """Image reading and preprocessing exactly as the original lib/utils/image.py (spec 4.3):
-cv2.imread (BGR uint8) -> optional horizontal flip -> resize with scale = short_target / short side,
-capped so that round(scale * long side) <= max_size -> tensor in RGB order minus PIXEL_MEANS, in the
-0-255 range, no std division. im_info = [height, width, scale]."""
+cv2 decode with IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION (BGR uint8, the stored pixels: an EXIF
+orientation tag is not applied, so boxes stay on the pixels they were drawn on) -> optional horizontal
+flip -> resize with scale = short_target / short side, capped so that round(scale * long side) <= max_size
+-> tensor in RGB order minus PIXEL_MEANS, in the 0-255 range, no std division. im_info = [height, width,
+scale]. With several SCALES the original draws one at random per image (choose_scale).
+
+Every decode is checked: a missing file, bytes that do not decode, a JPEG cut short (libjpeg decodes the
+part that is there, prints "Premature end of JPEG file" without a file name and carries on) and an image
+whose size differs from its annotation's <size> raise an error naming the file."""
+import hashlib
 import os
 
 import cv2
 import numpy as np
 import torch
 
+IMREAD_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # the original's flags
 
-def read_image(path, flipped=False):
-    """BGR uint8 (H, W, 3); a clear error naming the file when it is missing or unreadable."""
+
+def jpeg_truncated(data):
+    """True when `data` is a JPEG (starts with SOI) whose last scan (SOS, FFDA) is not followed by the end
+    marker (EOI, FFD9). Inside a scan 0xFF bytes are stuffed (FF00) or restart markers (FFD0-FFD7), so the
+    last FFDA is the last scan header and an intact file has FFD9 after it (trailing bytes after the EOI,
+    as some cameras write, are allowed)."""
+    if data[:2] != b'\xff\xd8':
+        return False
+    return data.rfind(b'\xff\xd9') < data.rfind(b'\xff\xda')
+
+
+def read_image(path, flipped=False, expected_size=None):
+    """BGR uint8 (H, W, 3) of the stored pixels. A clear error naming the file when it is missing, does not
+    decode, is a truncated JPEG, or (expected_size = (height, width), its annotation's <size>) has
+    another size."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"image not found: {path}")
-    im = cv2.imread(path, cv2.IMREAD_COLOR)
+    with open(path, 'rb') as f:
+        data = f.read()
+    if jpeg_truncated(data):
+        raise ValueError(f"image is truncated (JPEG without its end marker; an interrupted download or copy?): "
+                         f"{path}")
+    im = cv2.imdecode(np.frombuffer(data, np.uint8), IMREAD_FLAGS) if data else None
     if im is None:
         raise ValueError(f"image could not be decoded (corrupt or not an image): {path}")
+    if expected_size is not None and tuple(im.shape[:2]) != tuple(int(v) for v in expected_size):
+        raise ValueError(f"image {path} is {im.shape[1]}x{im.shape[0]} (width x height) but its annotation's "
+                         f"<size> says {int(expected_size[1])}x{int(expected_size[0])}")
     if flipped:
         im = im[:, ::-1, :]
     return im
+
+
+def choose_scale(cfg, *key):
+    """Index into cfg.SCALES for one image: 0 with a single scale; with several, a draw that depends only
+    on (cfg.seed, *key) (the original drew random.randrange(len(SCALES)) per image from a global RNG; here
+    the same image gets the same scale in every run with the same seed, whatever the workers or
+    processes). key: integers or strings identifying the image (e.g. epoch and roidb index)."""
+    n = len(cfg.SCALES)
+    if n <= 1:
+        return 0
+    words = [int(cfg.seed)] + [int(k) if isinstance(k, (int, np.integer)) else int.from_bytes(
+        hashlib.sha1(str(k).encode()).digest()[:4], 'little') for k in key]
+    return int(np.random.default_rng(words).integers(n))
 
 
 def resize_scale(height, width, target_size, max_size):
@@ -58,11 +100,12 @@ def to_bgr_uint8(tensor, pixel_means):
     return np.clip(rgb[:, :, ::-1], 0, 255).astype(np.uint8)
 
 
-def prepare_image(path, cfg, flipped=False, scale_index=0):
-    """Read, flip, resize and normalise one image with the cfg's SCALES / PIXEL_MEANS / IMAGE_STRIDE.
+def prepare_image(path, cfg, flipped=False, scale_index=0, expected_size=None):
+    """Read (checked against expected_size = (height, width) when given), flip, resize and normalise one
+    image with cfg.SCALES[scale_index] / PIXEL_MEANS / IMAGE_STRIDE.
     Returns (tensor (3, H, W), im_info float32 [H, W, scale])."""
     target, max_size = cfg.SCALES[scale_index]
-    im = read_image(path, flipped)
+    im = read_image(path, flipped, expected_size)
     im, scale = resize(im, target, max_size, cfg.network.IMAGE_STRIDE)
     tensor = to_tensor(im, cfg.network.PIXEL_MEANS)
     return tensor, np.array([im.shape[0], im.shape[1], scale], dtype=np.float32)
