@@ -18,9 +18,10 @@ import torch
 from tqdm import tqdm
 
 import lib.ops as ops
-from lib.dataset.imagenet_vid_eval import (_atomic_write, evaluate_detections, format_detections, load_gt,
+from lib.dataset.imagenet_vid_eval import (evaluate_detections, format_detections, load_gt,
                                            print_ap_table, read_detections, write_eval_json, write_frame_list)
 from lib.utils import dist
+from lib.utils.fileio import atomic_write
 from lib.utils.image import choose_scale, prepare_image
 from lib.utils.outputs import make_dirs, remove_empty_dirs, remove_file
 
@@ -146,7 +147,7 @@ def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=F
                     if length:
                         parts[r].seek(off)
                         f.write(parts[r].read(length))
-            _atomic_write(det_file, merge, 'wb')
+            atomic_write(det_file, merge, 'wb')
         finally:
             for fh in parts:
                 fh.close()

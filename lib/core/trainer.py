@@ -35,6 +35,7 @@ from lib.dataset.loader import EpochOrder, accumulation_steps, images_per_update
 from lib.model.params import param_groups
 from lib.utils import dist
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+from lib.utils.fileio import atomic_write
 from lib.utils.provenance import plain
 from lib.utils.weights import apply_state_dict
 
@@ -185,10 +186,7 @@ def trim_logs(output_dir, epoch, update, global_update):
             lines = f.readlines()
         kept = [line for line in lines if keep(line)]
         if len(kept) != len(lines):
-            tmp = f'{path}.tmp{os.getpid()}'
-            with open(tmp, 'w') as f:
-                f.writelines(kept)
-            os.replace(tmp, path)
+            atomic_write(path, lambda f: f.writelines(kept), 'w')
 
 
 def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=print):
