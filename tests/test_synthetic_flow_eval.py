@@ -80,10 +80,12 @@ def test_main_measures_a_flownet_and_runs_the_oracle_on_a_dff_checkpoint(tiny, t
     gt_dir = [d for d in os.listdir(os.path.join(tmp, 'output', 'synthetic_vid_cpu')) if d.endswith('_gt_flow')]
     assert gt_dir == ['VID_val_videos_gt_flow']
     with open(os.path.join(tmp, 'output', 'synthetic_vid_cpu', gt_dir[0], 'eval.json')) as f:
-        assert 'mAP' in json.load(f)
+        result = json.load(f)
+    assert 'mAP' in result and result['run']['checkpoint']['path'] == ck  # what the oracle tested
+    assert result['run']['settings']['detector'] == 'Detector' and result['run']['settings']['KEY_FRAME_INTERVAL'] == 5
     junk = tmp_path / 'junk.pth'
     junk.write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='junk.pth could not be read'):
         main(['--cfg', CFG, '--weights', str(junk), '--set', *sets])
-    with pytest.raises(SystemExit, match='not found'):
+    with pytest.raises(FileNotFoundError, match='not found'):
         main(['--cfg', CFG, '--weights', str(tmp_path / 'missing.pth'), '--set', *sets])
