@@ -313,3 +313,36 @@ def test_help_works_before_the_ops_are_built_and_a_run_says_what_to_do(unbuilt, 
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert proc.returncode == 2 and len(errors) == 1 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
     assert 'custom ops are not built (no lib/ops/_C*.so)' in errors[0] and 'init.sh' in errors[0]
+
+
+# ------------------------------------------------------------------------------------------ config values, devices, weights
+def test_values_of_the_wrong_type_and_devices(case):
+    case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, *case.sets('SCALES=600')], r'SCALES: expected \[short side, max long side\]')
+    case.run([DFF_SCRIPT, '--cfg', DFF_CFG, *case.sets('TRAIN.lr=fast')], r"TRAIN\.lr: expected a number, got 'fast'")
+    case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, *case.sets('device=gpu')], r'device: expected .*cuda:N')
+    if not torch.cuda.is_available():  # a GPU machine would run these
+        case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, *case.sets('device=cuda')], r"device: 'cuda' but torch sees no CUDA")
+        case.run(['rfcn/demo.py', '--cfg', RFCN_CFG, '--checkpoint', case.ckpt, '--input',
+                  os.path.dirname(case.images('val')[0]), '--output', os.path.join(case.root, 'output', 'demo'),
+                  '--device', 'cuda', *case.sets()], r"cuda")
+
+
+def test_checkpoint_of_another_config(case):
+    # the DFF checkpoint given to the frame baseline: every unexpected key named in the one line
+    case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, '--checkpoint', case.dff_ckpt, *case.sets()],
+             re.escape(case.dff_ckpt) + r'.*flownet\.')
+    # the tiny R-FCN checkpoint with the real ImageNet VID config (31 classes, ResNet-101)
+    real = 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml'
+    case.run([RFCN_SCRIPT, '--cfg', real, '--checkpoint', case.ckpt, '--set',
+              f'output_path={case.root}/output'], re.escape(case.ckpt))
+
+
+def test_a_pickle_that_runs_code_is_refused_not_run(case):
+    from tests.small_run import code_running_pickles
+    marker = os.path.join(case.root, 'code_ran')
+    as_torch, as_pickle = code_running_pickles(case.root, marker)
+    case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, '--checkpoint', as_torch, *case.sets()], re.escape(as_torch))
+    case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, '--skip-test', *case.sets(f'network.pretrained={as_pickle}')],
+             re.escape(as_pickle))
+    case.run(['model/convert_mxnet.py', as_pickle, os.path.join(case.root, 'converted.pth')], re.escape(as_pickle))
+    assert not os.path.exists(marker) and not os.path.exists(os.path.join(case.root, 'converted.pth'))
