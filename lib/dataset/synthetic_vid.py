@@ -45,6 +45,7 @@ import xml.etree.ElementTree as ET
 import cv2
 import numpy as np
 
+from lib.utils.fileio import write_text
 from lib.utils.flow_io import write_flo, write_ppm
 
 from .vid_classes import SYNTHETIC_VID_CLASSES, SYNTHETIC_VID_WNIDS
@@ -701,9 +702,7 @@ def generate(root, seed=0, **sizes):
         _write_flow_pairs(root, seed, params)
 
         meta = dict(expected, opencv=cv2.__version__, seconds=round(time.time() - start, 2))
-        tmp = os.path.join(root, META_FILE + '.tmp')
-        _write_text(tmp, json.dumps(meta, indent=1, sort_keys=True) + '\n')
-        os.replace(tmp, os.path.join(root, META_FILE))
+        write_text(os.path.join(root, META_FILE), json.dumps(meta, indent=1, sort_keys=True) + '\n')
         os.remove(marker)
         return meta
 

@@ -24,6 +24,8 @@ import warnings
 import numpy as np
 import torch
 
+from lib.utils.outputs import remove_file
+
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -74,13 +76,6 @@ class _Recorder(io.RawIOBase):
                 super().close()
 
 
-def _remove(path):
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
 def _full_disk(exc, raw):
     for e in (exc, raw.error if raw is not None else None, getattr(exc, '__context__', None)):
         if isinstance(e, OSError) and e.errno in FULL_DISK_ERRNOS:
@@ -119,7 +114,7 @@ def atomic_write(path, write, mode='wb', sync=True):
                 raw.close()
             except OSError:
                 pass
-        _remove(tmp)
+        remove_file(tmp)
         full = _full_disk(e, raw)
         if full is not None:
             raise DiskFullError(path, full) from e
