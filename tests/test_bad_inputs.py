@@ -262,7 +262,7 @@ def test_truncated_params_checkpoint(case):
 def test_missing_checkpoint_and_missing_video(case):
     missing = os.path.join(case.root, 'none.pth')
     case.run([DFF_SCRIPT, '--cfg', DFF_CFG, '--checkpoint', missing, *case.sets()],
-             'checkpoint not found: ' + re.escape(missing))
+             '(checkpoint|weights) not found: ' + re.escape(missing))
     video = os.path.join(case.root, 'nothere.mp4')
     case.run(['rfcn/demo.py', '--cfg', RFCN_CFG, '--checkpoint', case.ckpt, '--input', video,
               '--output', os.path.join(case.root, 'output', 'demo'), *case.sets()],
