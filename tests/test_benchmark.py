@@ -28,4 +28,5 @@ def test_benchmark_runs_and_reports_every_figure(tmp_path):
     assert '| DFF batched mode (1 key + 1 frames in one forward' in proc.stdout and 'bound from the components' in proc.stdout
     bad = subprocess.run([sys.executable, 'tools/benchmark.py', '--frames', '3', '--interval', '2'], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and 'at least 2 x --interval' in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.startswith('error: --frames must be at least 2 x --interval')
+    assert 'Traceback' not in bad.stderr

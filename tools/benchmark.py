@@ -285,9 +285,9 @@ def main(argv=None):
     if args.device == 'cuda':
         import torch
         if not torch.cuda.is_available():
-            sys.exit('benchmark: --device cuda but no GPU is visible')
+            raise ValueError('--device cuda but no GPU is visible (torch.cuda.is_available() is False)')
     if args.frames < 2 * args.interval:
-        sys.exit(f'benchmark: --frames must be at least 2 x --interval ({2 * args.interval}): the first interval warms up')
+        raise ValueError(f'--frames must be at least 2 x --interval ({2 * args.interval}): the first interval warms up')
     with tempfile.TemporaryDirectory() as tmp:
         frames = write_frames(tmp, args.frames, args.height, args.width)
         base_frames = frames[:args.warmup + 4] if args.quick else frames
@@ -318,4 +318,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from lib.utils.cli import run_cli
+    run_cli(main)
