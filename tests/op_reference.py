@@ -1,5 +1,5 @@
 """Float64 reference implementations of the custom ops in plain PyTorch/Python, written from the
-spec's formulas (shared/reference/dff_spec.md 1.1, 2.4, 2.5, 3.2), independent of csrc/. Slow on
+original's formulas (docs/ops.md; MXNet's PSROIPooling, Proposal, GridGenerator + BilinearSampler), independent of csrc/. Slow on
 purpose: loops mirror the formulas one element at a time."""
 import math
 

@@ -1,5 +1,5 @@
 """Hand-worked checks of box coding, anchors, RPN / R-CNN targets, OHEM and the four losses
-(shared/reference/dff_spec.md sections 2.4-2.7, config values of section 4)."""
+(the original's rpn/ and rcnn/ target code and its config values)."""
 import copy
 import math
 

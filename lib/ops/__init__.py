@@ -7,7 +7,7 @@
     nms(boxes, scores, iou_threshold)
 
 Semantics are those of the MXNet operators of the official Deep Feature Flow release
-(shared/reference/dff_spec.md sections 1.1 and 3.2); each is also reachable as torch.ops.dff.<name>.
+(their semantics: docs/ops.md); each is also reachable as torch.ops.dff.<name>.
 """
 from ._loader import build_info, load_library
 from .ops import flow_warp, nms, proposal, psroi_pool

@@ -1,7 +1,7 @@
 // Per-element arithmetic of the DFF ops, written once and compiled for both the CPU kernels
 // (plain C++) and the CUDA kernels (nvcc, __host__ __device__). The CPU tests therefore check
 // the very arithmetic the GPU runs. Semantics follow the MXNet operators the official Deep
-// Feature Flow release used (see shared/reference/dff_spec.md, sections 1.1 and 3.2).
+// Feature Flow release used (semantics: docs/ops.md).
 #pragma once
 
 #include <cmath>
