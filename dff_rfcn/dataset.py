@@ -1,4 +1,4 @@
-"""DFF training pairs (spec 3.3, get_pair_image): the annotated (current) frame plus a key frame
+"""DFF training pairs (get_pair_image, docs/fidelity.md §5.4): the annotated (current) frame plus a key frame
 MIN_OFFSET..MAX_OFFSET frames away in the same video (clipped to the video), same flip and resize;
 eq_flag = 1 when the key is the current frame and for DET images (key = the image itself)."""
 import numpy as np

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Deep Feature Flow demo (the original dff_rfcn/demo.py, spec 9): the full network on key frames, FlowNet
+"""Deep Feature Flow demo (docs/fidelity.md#9-demos): the full network on key frames, FlowNet
 + feature warping on the others, boxes with 'class score' drawn on the frames, written as
 <output>/<stem>.jpg (and an mp4); --show-flow also writes each non-key frame's flow to the key frame as a
 colour image <output>/flow/<stem>.png (Middlebury colour code, in pixels of the original frame,

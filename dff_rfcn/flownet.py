@@ -1,4 +1,4 @@
-"""FlowNet-Simple as DFF uses it (spec 3.1), with the Caffe/MXNet layer names kept as attribute names
+"""FlowNet-Simple as DFF uses it (docs/fidelity.md §5.1), with the Caffe/MXNet layer names kept as attribute names
 so the official flownet-0000.params / DFF checkpoint keys map one-to-one.
 
 Input: the detector's mean-subtracted RGB tensors of the current and the key frame, /255, concatenated
@@ -26,7 +26,7 @@ def _crop(x, like):
 
 
 class FlowNetS(nn.Module):
-    FLOW_SCALE = 2.5  # spec 3.1: Convolution5 x 2.5
+    FLOW_SCALE = 2.5  # docs/fidelity.md §5.1: Convolution5 x 2.5
 
     @configurable
     def __init__(self, feat_dim=1024, width_mult=1.0):
@@ -71,7 +71,7 @@ class FlowNetS(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity='leaky_relu')
                 nn.init.zeros_(m.bias)
-        # spec 3.1 / 4.2: the scale map starts at exactly 1; its bias is frozen (lr_mult 0, see lib/model/params.py)
+        # docs/fidelity.md §5.1: the scale map starts at exactly 1; its bias is frozen (lr_mult 0, lib/model/params.py)
         nn.init.zeros_(self.Convolution5_scale.weight)
         nn.init.ones_(self.Convolution5_scale.bias)
 

@@ -1,4 +1,4 @@
-"""Deep Feature Flow (spec 3): the baseline's feature network runs on key frames only; other frames get
+"""Deep Feature Flow (docs/fidelity.md §5): the baseline's feature network runs on key frames only; other frames get
 the key frame's conv_feat warped along FlowNet's flow and multiplied by its scale map, then the
 baseline's detection heads. Shared parts: lib/model/detection.py."""
 import torch
@@ -28,14 +28,14 @@ class DFF(nn.Module):
         return {'feature': FeatureNet(cfg), 'flownet': FlowNetS(cfg), 'heads': DetectionHeads(cfg)}
 
     def propagate(self, key_feat, cur, key):
-        """Warp key-frame features to the current frame: flow_warp(key_feat, flow) * scale (spec 3.2)."""
+        """Warp key-frame features to the current frame: flow_warp(key_feat, flow) * scale (docs/fidelity.md §5.2)."""
         flow, scale = self.flownet(cur, key)
         if self.zero_flow:
             flow = torch.zeros_like(flow)
         return ops.flow_warp(key_feat, flow) * scale
 
     def forward(self, batch):
-        """Training (spec 3.3): backbone on the key frame `data_ref`, loss on the current frame `data`;
+        """Training (docs/fidelity.md §5.3): backbone on the key frame `data_ref`, loss on the current frame `data`;
         eq_flag = 1 (key == current, DET images) uses the unwarped features and skips FlowNet."""
         conv_feat = self.feature(batch['data_ref'])
         eq = batch['eq_flag'].to(torch.bool)
@@ -47,7 +47,7 @@ class DFF(nn.Module):
         return self.heads(feat, batch['im_info'], batch['gt_boxes'], batch['rpn_label'], batch['rpn_bbox_target'],
                           batch['rpn_bbox_weight'])
 
-    # ------------------------------------------------------------------ inference (spec 3.4)
+    # ------------------------------------------------------------------ inference (docs/fidelity.md §5.5)
     def detect_key(self, data, im_info):
         """Key frame: full network. Returns (head outputs, conv_feat to cache)."""
         conv_feat = self.feature(data)

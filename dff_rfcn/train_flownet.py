@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Pretrain DFF's FlowNet-S on Flying Chairs-format pairs (the original started DFF training from a
-FlowNet trained on Flying Chairs, spec 4.2), with FlowNet's multi-scale loss:
+FlowNet trained on Flying Chairs, docs/fidelity.md#1112-flownet-pretraining), with FlowNet's multi-scale loss:
 
     loss = sum_l w_l * sum_pixels || pred_l - downsample(flow_gt) / (2 * div_flow) ||_2   (batch mean)
 
