@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Frame-baseline demo (the original rfcn/demo.py, spec 9): R-FCN on every frame of a folder of frames
+"""Frame-baseline demo (the original rfcn/demo.py; docs/fidelity.md#9-demos): R-FCN on every frame of a folder of frames
 or a video, boxes with 'class score' drawn on the frames, written as <output>/<stem>.jpg (and an mp4).
 
     python rfcn/demo.py --cfg experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml \\

@@ -1,4 +1,4 @@
-"""The frame baseline: R-FCN on every frame (spec 2). Everything it is made of lives in lib/model."""
+"""The frame baseline: R-FCN on every frame (docs/fidelity.md §3). Everything it is made of lives in lib/model."""
 import torch.nn as nn
 
 from lib.config import configurable
