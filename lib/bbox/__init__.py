@@ -1,4 +1,4 @@
-"""Box utilities with the original's "+1" pixel convention (spec 2.5): a box [x1, y1, x2, y2] covers the
+"""Box utilities with the original's "+1" pixel convention (docs/fidelity.md §3.7): a box [x1, y1, x2, y2] covers the
 pixels x1..x2 inclusive, so its width is x2 - x1 + 1.
 
     bbox_overlaps(boxes (N, 4), query (K, 4)) -> (N, K) IoU

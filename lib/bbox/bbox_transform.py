@@ -1,7 +1,7 @@
 """Box coding of the official release (lib/bbox/bbox_transform.py, bbox.pyx), in torch.
 
 Every function works on CPU or CUDA tensors of any floating dtype and returns tensors on the input's
-device. The "+1" convention is used everywhere (spec 2.5):
+device. The "+1" convention is used everywhere (docs/fidelity.md §3.7):
     w = x2 - x1 + 1,  cx = x1 + 0.5 * (w - 1)
 """
 import torch

@@ -1,4 +1,4 @@
-"""Testing shared by the frame baseline and DFF (spec 6): per-frame post-processing, frames split
+"""Testing shared by the frame baseline and DFF (docs/fidelity.md §8): per-frame post-processing, frames split
 across ranks, the original detections file, and the ImageNet VID evaluation into eval.json.
 
 A detector is any callable `detect(frame, data, im_info) -> (scores (R, C), boxes (R, 4*k))` in
@@ -27,7 +27,7 @@ from lib.utils.outputs import make_dirs, remove_empty_dirs, remove_file
 
 
 def postprocess(scores, boxes, thresh, nms_thresh=0.3, max_per_image=300, class_agnostic=True):
-    """Spec 6.1: per class j >= 1 keep scores > thresh, greedy NMS (IoU > nms_thresh suppressed, +1
+    """docs/fidelity.md §8.1: per class j >= 1 keep scores > thresh, greedy NMS (IoU > nms_thresh suppressed, +1
     areas), then at most max_per_image over all classes (threshold at the max_per_image-th score, >= kept).
     Returns an (M, 6) float array of rows [class, score, x1, y1, x2, y2]."""
     rows = []

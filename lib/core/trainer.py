@@ -1,4 +1,4 @@
-"""End-to-end training loop shared by the frame baseline and DFF (spec 4.2).
+"""End-to-end training loop shared by the frame baseline and DFF (docs/fidelity.md §6.3).
 
 - SGD as MXNet applies it (mom = momentum*mom - lr*(grad + wd*w); w += mom), wd only on weights and
   BN gammas, FIXED_PARAMS frozen, no gradient clipping, rescale_grad 1.

@@ -6,7 +6,7 @@
 Flow convention: img1[y, x] ~ img2[y + v, x + u], u = channel 0. DFF's FlowNet takes [current, key] and
 returns the offsets of the current frame's pixels in the key frame, so img1 is the current frame and
 img2 the key frame. Images are returned as the detector's tensors (RGB minus PIXEL_MEANS, 0-255);
-FlowNetS divides by 255 itself (spec 3.1)."""
+FlowNetS divides by 255 itself (docs/fidelity.md §5.1)."""
 import os
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""ImageNet VID / DET image database (spec 5): image-set files, XML annotations, the roidb with
+"""ImageNet VID / DET image database (docs/fidelity.md §7.2): image-set files, XML annotations, the roidb with
 flipping and filtering, cached to disk and rebuilt when its inputs change.
 
 Layout under dataset_path (e.g. ./data/ILSVRC2015):
@@ -104,7 +104,7 @@ class ImageNetVID:
         return h.hexdigest()
 
     def gt_roidb(self):
-        """The roidb (list of dicts, spec 5.3), from the cache when it is still valid."""
+        """The roidb (list of dicts, docs/fidelity.md §7.2), from the cache when it is still valid."""
         cache_file = os.path.join(self.cache_path, self.name + '_gt_roidb.pkl')
         key = self._fingerprint()
         if os.path.isfile(cache_file):
@@ -129,7 +129,7 @@ class ImageNetVID:
         rec = parse_vid_xml(xml, self._wnid_to_index, unknown='drop')
         height, width = rec['height'], rec['width']
         boxes = rec['boxes'].copy()
-        # spec 5.3: clip to the image, no -1 shift, stored as uint16 (fractions truncated)
+        # docs/fidelity.md §7.2: clip to the image, no -1 shift, stored as uint16 (fractions truncated)
         boxes[:, 0] = np.maximum(boxes[:, 0], 0)
         boxes[:, 1] = np.maximum(boxes[:, 1], 0)
         boxes[:, 2] = np.minimum(boxes[:, 2], width - 1)
@@ -188,7 +188,7 @@ class ImageNetVID:
 
 
 def append_flipped_images(roidb):
-    """Spec 5.3: x1' = W - x2 - 1, x2' = W - x1 - 1, flipped = True; returns roidb + flipped copies."""
+    """docs/fidelity.md §7.2: x1' = W - x2 - 1, x2' = W - x1 - 1, flipped = True; returns roidb + flipped copies."""
     flipped = []
     for r in roidb:
         boxes = r['boxes'].astype(np.int64)

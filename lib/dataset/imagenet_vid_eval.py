@@ -6,7 +6,7 @@ Pure numpy / xml.etree / stdlib, so a saved detections file can be re-scored any
         --eval-list data/ILSVRC2015/ImageSets/VID_val_frames.txt \\
         --annotations data/ILSVRC2015/Annotations/VID --classes imagenet_vid [--out eval.json]
 
-Protocol (``dff_spec.md`` section 7, the ILSVRC2015 VID devkit as ported in the official
+Protocol (docs/fidelity.md §8.5, the ILSVRC2015 VID devkit as ported in the official
 ``lib/dataset/imagenet_vid_eval.py``):
 
 * Ground truth: ``<annotation_root>/<frame_path>.xml`` for every frame of the evaluation list, raw float
@@ -131,7 +131,7 @@ def parse_vid_xml(path, class_to_index, unknown="raise"):
     (-1 where the object has no <trackid>, e.g. DET)}``.
 
     ``unknown``: what to do with an object whose WNID is not in ``class_to_index``: ``'raise'`` (the
-    evaluation; the original eval raises too) or ``'drop'`` (the training roidb, spec 5.3).
+    evaluation; the original eval raises too) or ``'drop'`` (the training roidb, docs/fidelity.md §7.2).
 
     Raises FileNotFoundError for a missing file, ValueError (naming the file) for malformed XML, a
     missing/non-numeric field, or (with ``unknown='raise'``) an object whose WNID is not in

@@ -27,7 +27,7 @@ def make_imdb(cfg, image_set):
 
 
 def load_train_roidb(cfg):
-    """DET + VID image sets joined by '+', each flipped (TRAIN.FLIP), concatenated, filtered (spec 5.3)."""
+    """The training roidb (docs/fidelity.md §7.2): image sets joined by '+', each flipped (TRAIN.FLIP), filtered."""
     roidb = []
     for image_set in cfg.dataset.image_set.split('+'):
         r = make_imdb(cfg, image_set).gt_roidb()
@@ -41,14 +41,14 @@ def load_train_roidb(cfg):
 
 
 def feature_size(side, num_stride2=4):
-    """Spatial size of the stride-16 feature map: conv1, pool1, res3, res4 each floor((s-1)/2)+1 (spec 2.1)."""
+    """Stride-16 feature-map size: conv1, pool1, res3, res4 each floor((s-1)/2)+1 (docs/fidelity.md §3.1)."""
     for _ in range(num_stride2):
         side = (side - 1) // 2 + 1
     return side
 
 
 class EpochOrder:
-    """The original's order (spec 4.2): with ASPECT_GROUPING, landscape (w >= h) and portrait images are
+    """The original's order (docs/fidelity.md §7.4): with ASPECT_GROUPING, landscape (w >= h) and portrait images are
     permuted separately and concatenated, then cut into chunks of `images_per_update` and the chunks are
     shuffled; the incomplete last chunk is dropped (the original loader stops at a full batch).
     Each chunk is one optimiser update: with W processes, B images per process and A accumulation
@@ -95,7 +95,7 @@ def item_generator(seed, epoch, index, salt=0):
 
 class TrainDataset(torch.utils.data.Dataset):
     """Items are (epoch, roidb index) pairs: the image tensor, im_info and gt boxes [x1,y1,x2,y2,cls]
-    scaled to the network input (rounded and clipped as the baseline's get_image, spec 4.3).
+    scaled to the network input (rounded and clipped as the baseline's get_image, docs/fidelity.md §7.5).
     Subclasses (DFF) add the key frame."""
 
     def __init__(self, roidb, cfg):

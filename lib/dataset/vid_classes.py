@@ -1,7 +1,7 @@
 """Class lists of the video detection datasets (index -> name, index -> WNID).
 
 Index 0 is always the background. ImageNet VID has 30 object classes; the order and the WNIDs are
-those of the official code (``dff_spec.md`` section 5.2). Other datasets (e.g. a synthetic one used by
+those of the official code (docs/fidelity.md §7.3). Other datasets (e.g. a synthetic one used by
 the smoke tests) add theirs with :func:`register_class_list`; :func:`get_class_list` looks a list up by
 name (this is what the evaluation CLI's ``--classes`` option takes). A user's own dataset in the ILSVRC
 layout lists its classes in the config instead (``dataset.CLASSES``, :func:`dataset_classes`).

@@ -1,4 +1,4 @@
-"""Official MXNet checkpoints -> this port's state dicts (spec 8.1, 8.2).
+"""Official MXNet checkpoints -> this port's state dicts (docs/fidelity.md §10.3).
 
 The four files of the official release and what each converts into:
 

@@ -1,4 +1,4 @@
-"""The parts of R-FCN that the frame baseline and DFF share (spec 2.1-2.7):
+"""The parts of R-FCN that the frame baseline and DFF share (docs/fidelity.md §3, §4):
 
 FeatureNet:      ResNet-v1 (res5 dilated, stride 16) + feat_conv_3x3 (dilation 6) + ReLU = conv_feat
 DetectionHeads:  conv_feat split in two halves -> RPN (no 3x3 conv) + proposal op on the first,
@@ -205,7 +205,7 @@ class DetectionHeads(nn.Module):
 
 
 def im_detect_boxes(out, im_info):
-    """Decode the heads' test outputs into image-space boxes per class (spec 6.1): rois (R, 5) ->
+    """Decode the heads' test outputs into image-space boxes per class (docs/fidelity.md §8.1): rois (R, 5) ->
     boxes + bbox_pred deltas -> clipped to the resized image -> divided by im_scale.
     Returns scores (R, C) and boxes (R, 4*num_reg_classes) for each image of the batch as lists."""
     from lib.bbox.bbox_transform import bbox_pred as decode, clip_boxes

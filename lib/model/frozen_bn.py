@@ -1,4 +1,4 @@
-"""Batch normalisation as the official DFF / R-FCN symbols use it (spec 2.1, 4.2).
+"""Batch normalisation as the official DFF / R-FCN symbols use it (docs/fidelity.md §3.2, §6.2).
 
 MXNet `BatchNorm(use_global_stats=True, fix_gamma=False, eps=1e-5)`: the stored moving mean/var are
 always used (in training too) and never updated, while gamma/beta are ordinary learnable arguments

@@ -1,4 +1,4 @@
-"""One-to-one mapping between PyTorch state-dict keys and MXNet checkpoint names (spec 8.1, 8.2).
+"""One-to-one mapping between PyTorch state-dict keys and MXNet checkpoint names (docs/fidelity.md §10.2).
 
 Every layer of the port is a module whose attribute name is the official MXNet layer name, so the
 MXNet name of a state-dict key depends only on the key's last module name, its attribute, and
@@ -20,7 +20,7 @@ Conv and ConvTranspose2d weights have the MXNet layouts (out, in, kh, kw) and (i
 respectively, so values copy across unchanged.
 
 Names that are not parameters of the port have no torch key: the checkpoint-time
-`arg:rfcn_bbox_{weight,bias}_test` copies (a loader picks those itself, spec 8.1) and unused extras.
+`arg:rfcn_bbox_{weight,bias}_test` copies (a loader picks those itself, docs/fidelity.md §10.3) and unused extras.
 """
 import torch.nn as nn
 

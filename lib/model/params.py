@@ -1,4 +1,4 @@
-"""Which parameters train and how (train_end2end.py + MXNet optimizer defaults, spec 4.2), decided
+"""Which parameters train and how (train_end2end.py + MXNet optimizer defaults, docs/fidelity.md §6.2), decided
 on the MXNet names of the parameters (lib/model/mxnet_names.py):
 
 - fixed:        the argument name starts with one of network.FIXED_PARAMS (conv1, bn_conv1, res2, bn2,

@@ -1,4 +1,4 @@
-"""ResNet-v1 backbone of R-FCN / DFF (`get_resnet_v1`, spec 2.1), up to res5, total stride 16.
+"""ResNet-v1 backbone of R-FCN / DFF (`get_resnet_v1`, docs/fidelity.md §3.1), up to res5, total stride 16.
 
 - conv1 7x7/2 pad 3 -> bn_conv1 -> ReLU -> pool1 max 3x3/2 pad 1 with FLOOR output size (MXNet).
 - Caffe / v1 bottleneck: branch2a 1x1 (carries the stride) -> BN -> ReLU -> branch2b 3x3 -> BN -> ReLU

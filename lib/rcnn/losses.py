@@ -1,10 +1,10 @@
-"""The four training losses of the R-FCN / DFF graphs (spec 2.7), each of weight 1.
+"""The four training losses of the R-FCN / DFF graphs (docs/fidelity.md §4.4), each of weight 1.
 
 Normalisation rule for N images per process
 -------------------------------------------
 The original runs one image per GPU and normalises every loss per image (SoftmaxOutput
 normalization='valid' counts the valid labels of that one image; MakeLoss grad_scale = 1/256 or 1/128);
-with kvstore 'device' the per-GPU gradients are then SUMMED (spec 4.2). This port therefore defines each
+with kvstore 'device' the per-GPU gradients are then SUMMED (docs/fidelity.md §6.3). This port therefore defines each
 loss on N images as the SUM over the images of the per-image loss, every image normalised on its own:
 
     rpn_cls_loss   = sum_i  CE_i / max(#non-ignored anchors of image i, 1)

@@ -1,5 +1,5 @@
 """Online hard example mining: the original's `BoxAnnotatorOHEM` op (operator_py/box_annotator_ohem.py),
-spec 2.7. One image per call (the original: one image per GPU)."""
+docs/fidelity.md §4.3. One image per call (the original: one image per GPU)."""
 import torch
 
 from .losses import smooth_l1

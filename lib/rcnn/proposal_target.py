@@ -1,5 +1,5 @@
 """R-CNN training targets: the original's `proposal_target` op (operator_py/proposal_target.py) and
-`sample_rois` / `expand_bbox_regression_targets` (core/rcnn.py), spec 2.6, in torch, one image per call
+`sample_rois` / `expand_bbox_regression_targets` (core/rcnn.py), docs/fidelity.md §4.2, in torch, one image per call
 (the caller loops over the images of a batch and concatenates).
 
 Device-agnostic: runs where `rois` lives. IoUs are computed in float64 as the original

@@ -1,4 +1,4 @@
-"""RPN training targets: the original's lib/rpn/rpn.py `assign_anchor` (spec 2.6, RPN part), in torch.
+"""RPN training targets: the original's lib/rpn/rpn.py `assign_anchor` (docs/fidelity.md §4.1), in torch.
 
 Runs on CPU tensors inside DataLoader workers (any device works). IoUs and targets are computed in
 float64 like the original (numpy `astype(np.float)`), outputs are float32 / int64.

@@ -1,4 +1,4 @@
-"""Anchor generation (py-faster-rcnn rule, spec 2.4)."""
+"""Anchor generation (py-faster-rcnn rule, docs/fidelity.md §3.6)."""
 import math
 
 import torch
@@ -15,8 +15,8 @@ def generate_anchors(base_size=16, ratios=(0.5, 1, 2), scales=(8, 16, 32), dtype
 
     The base box is [0, 0, base_size - 1, base_size - 1]. For each ratio r: ws = round(sqrt(w*h / r)),
     hs = round(ws * r) (round half up), same centre; then for each scale s: width ws*s, height hs*s
-    around the centre (cx - 0.5 (w - 1), ..., cx + 0.5 (w - 1)). For the defaults this is the table of
-    spec 2.4, first row [-84, -40, 99, 55].
+    around the centre (cx - 0.5 (w - 1), ..., cx + 0.5 (w - 1)). For the defaults these are the original's anchors
+    (docs/fidelity.md §3.6), first row [-84, -40, 99, 55].
     """
     w = h = float(base_size)
     cx = cy = 0.5 * (w - 1.0)

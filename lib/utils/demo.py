@@ -1,7 +1,7 @@
 """What the two demos (rfcn/demo.py: a detector on every frame; dff_rfcn/demo.py: Deep Feature Flow)
 share: the frame source, preprocessing of in-memory frames, the original demo's post-processing,
 drawing, writing the annotated frames (and an optional mp4), the flow colouring, the timing and the
-per-frame loop itself (spec 9).
+per-frame loop itself (docs/fidelity.md §9).
 
 Differences from the original demos, on purpose:
 
@@ -19,7 +19,7 @@ detections whose score is above --thresh (default 0.7). Thresholding before NMS,
 lib.core.tester.postprocess does, keeps exactly the same boxes: a box above the threshold can only be
 suppressed by a higher-scoring one, which is above the threshold too. There is no per-image cap.
 
-Timing (spec 6.3): only the detector call (network forward + box decoding, with a CUDA synchronisation
+Timing (docs/fidelity.md §9): only the detector call (network forward + box decoding, with a CUDA synchronisation
 on a GPU) is timed; image reading, preprocessing, NMS, drawing and writing are not. Averages leave out
 the first two frames (warm-up). With --batch (the original demo_batch.py: one forward per chunk of frames)
 each frame is credited the chunk's time divided by its frames, and the first chunk is the warm-up.
@@ -189,7 +189,7 @@ class FrameSource:
 
 def prepare_frame(im, cfg):
     """A BGR uint8 frame -> (tensor (3, H, W), im_info [H, W, scale]); the same resize and normalisation
-    as lib.utils.image.prepare_image (spec 4.3), for frames already in memory."""
+    as lib.utils.image.prepare_image (docs/fidelity.md §7.1), for frames already in memory."""
     target, max_size = cfg.SCALES[0]
     im, scale = resize(im, target, max_size, cfg.network.IMAGE_STRIDE)
     return to_tensor(im, cfg.network.PIXEL_MEANS), np.array([im.shape[0], im.shape[1], scale], dtype=np.float32)

@@ -1,4 +1,4 @@
-"""Image reading and preprocessing exactly as the original lib/utils/image.py (spec 4.3):
+"""Image reading and preprocessing exactly as the original lib/utils/image.py (docs/fidelity.md §7.1):
 cv2 decode with IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION (BGR uint8, the stored pixels: an EXIF
 orientation tag is not applied, so boxes stay on the pixels they were drawn on) -> optional horizontal
 flip -> resize with scale = short_target / short side, capped so that round(scale * long side) <= max_size

@@ -1,4 +1,4 @@
-"""MXNet NDArray list files (`mx.nd.save`, `*.params` checkpoints) in plain numpy (spec 8.3).
+"""MXNet NDArray list files (`mx.nd.save`, `*.params` checkpoints) in plain numpy (docs/fidelity.md §10.1).
 
     from lib.utils.mxnet_params import load_params, save_params
     arrays = load_params('model/pretrained_model/resnet_v1_101-0000.params')
