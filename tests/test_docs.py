@@ -26,9 +26,13 @@ BAD_CITATIONS = [
 ]
 DOC_LINK = re.compile(r'\bdocs/([\w.-]+\.md)(?:#([\w-]+))?')
 MD_LINK = re.compile(r'\]\(([^)\s]*)\)')
-SECTION_REF = re.compile(r'docs/fidelity\.md\s*§\s*(\d+(?:\.\d+)?)')
+SECTION_REF = re.compile(r'docs/fidelity\.md`?\s*((?:§\s*\d+(?:\.\d+)?(?:\s*(?:,|/|and)\s*)?)+)')
 LOCATION = re.compile(r'`((?:lib|rfcn|dff_rfcn|tools|experiments|model)/[\w/]+\.py):([A-Za-z_][\w.]*)`')
 TEST_ID = re.compile(r'`(tests/[\w/]+\.py)::(\w+)`')
+
+
+def section_numbers(run):
+    return re.findall(r'§\s*(\d+(?:\.\d+)?)', run)
 
 
 def text_files():
@@ -93,6 +97,11 @@ def test_citation_check_catches_what_it_should():
         assert not any(p.search(s) for p in BAD_CITATIONS), s
 
 
+def test_section_references_are_all_read():
+    text = 'see docs/fidelity.md §3.4, §3.5 and §10 / §6.2; `docs/fidelity.md` §7. Not §9.'
+    assert [n for run in SECTION_REF.findall(text) for n in section_numbers(run)] == ['3.4', '3.5', '10', '6.2', '7']
+
+
 def test_no_citation_of_material_outside_the_repository():
     found = []
     for rel in text_files():
@@ -140,9 +149,10 @@ def test_section_references_name_existing_sections():
     assert {'1', '5.2', '11', '12'} <= numbers
     missing = []
     for rel in text_files():
-        for num in SECTION_REF.findall(read(rel)):
-            if num not in numbers:
-                missing.append(f'{rel}: docs/fidelity.md §{num}')
+        for run in SECTION_REF.findall(read(rel)):
+            for num in section_numbers(run):
+                if num not in numbers:
+                    missing.append(f'{rel}: docs/fidelity.md §{num}')
     # inside fidelity.md: a "[§N.M](#anchor)" link's number is the number of the section it points at
     for num, anchor in re.findall(r'\[§(\d+(?:\.\d+)?)\]\(#([\w-]+)\)', read('docs/fidelity.md')):
         if not anchor.startswith(num.replace('.', '') + '-'):
