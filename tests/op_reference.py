@@ -60,7 +60,7 @@ def flow_warp_ref(data, flow):
 
 
 def base_anchors_ref(stride=16, ratios=(0.5, 1, 2), scales=(8, 16, 32)):
-    """py-faster-rcnn rule (spec 2.4): ratio-major, scale-minor."""
+    """py-faster-rcnn rule (docs/fidelity.md §3.6): ratio-major, scale-minor."""
     out = []
     w = h = float(stride)
     xc, yc = 0.5 * (w - 1), 0.5 * (h - 1)
@@ -105,7 +105,7 @@ def nms_ref(boxes, scores, threshold):
 
 def proposal_ref(cls_prob, bbox_pred, im_info, feature_stride=16, scales=(8, 16, 32), ratios=(0.5, 1, 2),
                  pre_nms_top_n=6000, post_nms_top_n=300, nms_threshold=0.7, min_size=0):
-    """MultiProposal per the spec (1.1, 2.4, 2.5), in float64."""
+    """MultiProposal as the original computes it (docs/fidelity.md §2.2, §3.6, §3.7), in float64."""
     N, _, H, W = cls_prob.shape
     anchors = base_anchors_ref(feature_stride, ratios, scales)
     A = anchors.shape[0]

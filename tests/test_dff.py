@@ -1,4 +1,4 @@
-"""DFF (spec 3): FlowNet-S output geometry, the propagation (warp x scale), the eq_flag rule, gradients
+"""DFF (docs/fidelity.md §5): FlowNet-S output geometry, the propagation (warp x scale), the eq_flag rule, gradients
 end to end, the key-frame schedule of inference, the batched mode, and FlowNet pretraining."""
 import json
 import os
@@ -43,7 +43,7 @@ def im_info(h=96, w=160):
     return torch.tensor([[h, w, 1.0]])
 
 
-# ------------------------------------------------------------------ FlowNet geometry (spec 3.1)
+# ------------------------------------------------------------------ FlowNet geometry (docs/fidelity.md §5.1)
 def test_flownet_output_matches_feature_map_for_every_side_200_to_1099():
     cfg_small = small_cfg()
     with torch.device('meta'):
@@ -92,7 +92,7 @@ def test_flownet_input_order_is_current_then_key():
     torch.testing.assert_close(a, c)
 
 
-# ------------------------------------------------------------------ propagation (spec 3.2)
+# ------------------------------------------------------------------ propagation (docs/fidelity.md §5.2)
 def _set_constant_flow(model, dx, dy):
     """FlowNet that outputs the constant flow (dx, dy) in feature pixels and the scale map 1."""
     fl = model.flownet
@@ -160,7 +160,7 @@ def test_zero_flow_ablation_copies_the_key_features():
     torch.testing.assert_close(copied, key_feat * scale)
 
 
-# ------------------------------------------------------------------ training graph (spec 3.3)
+# ------------------------------------------------------------------ training graph (docs/fidelity.md §5.3)
 def _train_batch(model, cfg, eq_flags, seed=11):
     """A training batch through the real collator (anchor targets included), one item per eq_flag."""
     from dff_rfcn.dataset import PairCollator
@@ -230,7 +230,7 @@ def test_mixed_batch_uses_warped_features_only_where_eq_flag_is_0():
     assert grads['flownet.flow_conv1.weight'] is not None and float(grads['flownet.flow_conv1.weight'].abs().sum()) > 0
 
 
-# ------------------------------------------------------------------ inference schedule (spec 3.4, 6.1)
+# ------------------------------------------------------------------ inference schedule (docs/fidelity.md §5.5, §8.2)
 class _Recorder(torch.nn.Module):
     """Stands in for DFF: records which path each frame took and which key image it was propagated from."""
 

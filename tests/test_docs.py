@@ -87,8 +87,8 @@ def test_slug_follows_github():
 
 
 def test_citation_check_catches_what_it_should():
-    bad = ['(spec 3.2)', 'Spec 6.1: per class', 'spec§4', 'dff_' + 'spec.md section 7', 'from the spec\'s formulas',
-           'see ../' + 'shared/notes', 'shared/' + 'reference/x.md', 'spec section 5']
+    bad = [f'({SPEC} 3.2)', f'{SPEC.title()} 6.1: per class', f'{SPEC}§4', f'dff_{SPEC}.md section 7',
+           f"from the {SPEC}'s formulas", 'see ../' + 'shared/notes', 'shared/' + 'reference/x.md', f'{SPEC} section 5']
     good = ['importlib.util.spec_from_file_location', "fmt(v, spec='{:.1f}')", 'test_real_yamls_carry_the_spec_values',
             'docs/fidelity.md §3.2', 'the original\'s lib/rpn/rpn.py', 'respecting 3 rules']
     for s in bad:

@@ -1,4 +1,4 @@
-"""Behaviours of the original that change results, each against the port's earlier behaviour: images read
+"""Behaviours of the original that change results, each where a port easily differs (docs/fidelity.md): images read
 with IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION, full float32 (no TF32) unless a config key allows it, the
 aspect-grouping loader's unshuffled chunks when the roidb length is a multiple of the update size,
 TRAIN.BBOX_NORMALIZATION_PRECOMPUTED true by default, and a random one of several SCALES per image."""

@@ -1,5 +1,5 @@
-"""MXNet NDArray list reader / writer (lib/utils/mxnet_params.py, spec 8.3) against files written by
-MXNet 1.9.1 (V2, V3) and by hand from the spec's byte layout and read back by MXNet (legacy, V1);
+"""MXNet NDArray list reader / writer (lib/utils/mxnet_params.py, docs/fidelity.md §10.1) against files written by
+MXNet 1.9.1 (V2, V3) and by hand from the format's byte layout and read back by MXNet (legacy, V1);
 see tests/fixtures/mxnet_models/README.md."""
 import os
 import struct

@@ -1,4 +1,4 @@
-"""Custom ops (lib.ops): float64 references from the spec's formulas, gradcheck, opcheck, the
+"""Custom ops (lib.ops): float64 references from the original's formulas (docs/fidelity.md §2), gradcheck, opcheck, the
 grid_sample equivalence, golden fixtures made with MXNet 1.9.1, errors and edge cases."""
 import os
 

@@ -1,4 +1,4 @@
-"""ResNet-v1 backbone, frozen BN, MXNet name mapping and optimiser rules (spec 2.1, 4.2, 8.2)."""
+"""ResNet-v1 backbone, frozen BN, MXNet names and optimiser rules (docs/fidelity.md §3.1, §3.2, §6.2, §10.2)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -26,7 +26,7 @@ def mx_shapes(model):
 
 
 def expected_resnet101():
-    """Spec 8.2 table, built from its rules."""
+    """The official names and shapes (docs/fidelity.md §10.2), built from their rules."""
     exp = {'arg:conv1_weight': (64, 3, 7, 7)}
 
     def bn(name, c):
@@ -128,7 +128,7 @@ def test_strides_dilation_and_pool1_floor():
 
 
 def _reference_forward(model, x):
-    """Independent functional ResNet-v1 forward from the MXNet-named weights (spec 2.1)."""
+    """Independent functional ResNet-v1 forward from the MXNet-named weights (docs/fidelity.md §3.1)."""
     sd = model.state_dict()
     w = {n: sd[k] for k, n in torch_to_mxnet(model).items()}
 

@@ -1,6 +1,6 @@
-"""The real ResNet-101 R-FCN configuration: names and shapes of the whole model equal the spec's table
-(8.2), and one training iteration on one 600x1000 image runs on the CPU with finite losses, gradients
-only where the spec trains, and an optimiser step that moves exactly the trainable weights."""
+"""The real ResNet-101 R-FCN configuration: names and shapes of the whole model equal the official table
+(docs/fidelity.md §10.2), and one training iteration on one 600x1000 image runs on the CPU: finite losses, gradients
+only where the original trains (docs/fidelity.md §6.2), and an optimiser step that moves exactly those weights."""
 import os
 
 import cv2

@@ -14,7 +14,7 @@ from lib.rpn import assign_anchor, generate_anchors, shifted_anchors
 
 YAML = 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml'
 
-# spec 2.4, ratio-major / scale-minor
+# docs/fidelity.md §3.6, ratio-major / scale-minor
 SPEC_ANCHORS = [[-84, -40, 99, 55], [-176, -88, 191, 103], [-360, -184, 375, 199],
                 [-56, -56, 71, 71], [-120, -120, 135, 135], [-248, -248, 263, 263],
                 [-36, -80, 51, 95], [-80, -168, 95, 183], [-168, -344, 183, 359]]

@@ -61,8 +61,8 @@ def _peak_rss_kb(n, tmp_path):
 @pytest.mark.slow
 def test_streaming_test_memory_is_flat_in_the_number_of_frames(tmp_path):
     """20,000 frames x 100 detections (2 million rows) against 2,000 frames: the peak RSS stays within 10%
-    (measured: 538 and 545 MiB; the earlier run_test, which kept every row in lists, peaked at 620 and
-    1325 MiB on the same frames)."""
+    (measured: 538 and 545 MiB; a run_test that keeps every row in lists peaks at 620 and 1325 MiB on
+    the same frames)."""
     small = _peak_rss_kb(2000, tmp_path)
     large = _peak_rss_kb(20000, tmp_path)
     print(f'peak RSS: 2,000 frames {small / 1024:.0f} MiB, 20,000 frames {large / 1024:.0f} MiB')
@@ -71,7 +71,7 @@ def test_streaming_test_memory_is_flat_in_the_number_of_frames(tmp_path):
 
 def test_per_rank_files_merge_into_the_sorted_rows(tmp_path, monkeypatch):
     """Two ranks (simulated one after the other), whole videos each, frame ids not in list order: the
-    merged file is the one the earlier code wrote (all rows sorted by frame id, class, descending score),
+    merged file is the one a single process writes (all rows sorted by frame id, class, descending score),
     and no part file is left."""
     cfg = load_config(RFCN_CFG)
     monkeypatch.setattr(tester, 'prepare_image',
