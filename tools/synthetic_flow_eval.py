@@ -12,8 +12,8 @@ and its key frame, exactly as the DFF test pairs them:
         [--weights DFF checkpoint or FlowNet weights] [--oracle] [--set KEY=VALUE ...]
 
 --weights defaults to the config's trained DFF checkpoint (<prefix>-<end_epoch>.pth; an official DFF .params
-also loads); a bare FlowNet state dict (dff_rfcn/train_flownet.py's output) is measured alone (no --oracle). This is how the README's
-diagnosis was made: with generator v9's flow pairs FlowNet had learnt the camera's motion only.
+also loads); a bare FlowNet state dict (dff_rfcn/train_flownet.py's output) is measured alone (no --oracle). What it measured:
+docs/synthetic.md#how-good-the-flow-is-and-what-a-perfect-one-would-give.
 """
 import argparse
 import os
