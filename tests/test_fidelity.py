@@ -1,7 +1,8 @@
 """Behaviours of the original that change results, each where a port easily differs (docs/fidelity.md): images read
 with IMREAD_COLOR | IMREAD_IGNORE_ORIENTATION, full float32 (no TF32) unless a config key allows it, the
 aspect-grouping loader's unshuffled chunks when the roidb length is a multiple of the update size,
-TRAIN.BBOX_NORMALIZATION_PRECOMPUTED true by default, and a random one of several SCALES per image."""
+TRAIN.BBOX_NORMALIZATION_PRECOMPUTED true by default, a random one of several SCALES per image, DFF's key-frame
+offsets and unrounded boxes, MXNet's SGD and lr step, the test post-processing and the heads' initialisation."""
 import os
 
 import numpy as np
@@ -158,3 +159,108 @@ def test_several_scales_one_at_random_per_image_reproducible(tiny_cfg):
     assert {choose_scale(single, 'train', e, i) for e, i in items} == {0}
     ds1 = TrainDataset(roidb, update_from_list(load_config(RFCN_CFG), ['SCALES=[96,160]']))
     assert {tuple(ds1[it]['data'].shape[1:]) for it in items} == {(96, 160)}
+
+
+def test_dff_key_frame_offsets_eq_flag_and_unrounded_boxes(tiny_cfg, monkeypatch):
+    """get_pair_image: the key frame is the listed frame plus a uniform offset in [MIN_OFFSET, MAX_OFFSET] =
+    [-9, 0], clipped to the video; eq_flag = 1 exactly when it is the listed frame, and for DET images (their
+    own key). DFF's gt boxes are scaled only; the baseline's (get_image) are also rounded and clipped."""
+    from dff_rfcn.dataset import PairDataset
+    roidb = load_train_roidb(tiny_cfg)
+    ds = PairDataset(roidb, tiny_cfg)
+    loaded = []
+
+    def fake_load(entry, path=None, scale_index=0):  # no image decoding: record which frame is read
+        loaded.append(path)
+        return torch.zeros(3, 4, 4), np.array([50, 80, 0.55], np.float32)
+
+    monkeypatch.setattr(ds, 'load', fake_load)
+    offsets, det_items = set(), 0
+    for epoch in range(8):
+        for index, entry in enumerate(roidb):
+            loaded.clear()
+            item = ds[(epoch, index)]
+            if 'pattern' not in entry:
+                det_items += 1
+                assert item['eq_flag'] == 1.0 and loaded == [None] and item['data_ref'] is item['data']
+                continue
+            seg = entry['frame_seg_id']
+            ref = seg if len(loaded) == 1 else int(os.path.basename(loaded[1]).split('.')[0])
+            assert max(seg - 9, 0) <= ref <= seg
+            assert item['eq_flag'] == float(ref == seg)
+            if seg >= 9:
+                offsets.add(ref - seg)
+    assert offsets == set(range(-9, 1)) and det_items > 0
+    entry = {'boxes': np.array([[10, 20, 150, 95]], np.uint16), 'gt_classes': np.array([3], np.int32)}
+    im_info = np.array([50, 80, 0.55], np.float32)
+    raw = ds.gt_boxes(entry, 0.55, im_info, round_clip=False)
+    np.testing.assert_allclose(raw, [[5.5, 11.0, 82.5, 52.25, 3.0]], rtol=1e-6)
+    # the baseline: np.round (half to even: 5.5 -> 6, 82.5 -> 82), then clipped to the image (W-1, H-1)
+    np.testing.assert_array_equal(TrainDataset(roidb, tiny_cfg).gt_boxes(entry, 0.55, im_info),
+                                  [[6.0, 11.0, 79.0, 49.0, 3.0]])
+
+
+def test_mxnet_sgd_update_and_the_lr_step():
+    """MXNet's SGD: mom = momentum * mom - lr * (grad + wd * w); w += mom. An lr change affects only new
+    gradients (torch.optim.SGD would rescale the whole buffer), and a parameter without a gradient still
+    gets momentum and weight decay. The lr drops by lr_factor at update int(lr_step * |roidb| / images per
+    update)."""
+    from lib.core.trainer import MXNetSGD, lr_schedule
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    idle = torch.nn.Parameter(torch.tensor([3.0]))
+    opt = MXNetSGD([{'params': [w, idle], 'weight_decay': 0.01, 'lr_mult': 1.0}], lr=0.1, momentum=0.9)
+    g = torch.tensor([0.5, 0.5])
+    w.grad = g.clone()
+    opt.step()
+    mom1 = -0.1 * (g + 0.01 * torch.tensor([1.0, -2.0]))
+    w1 = torch.tensor([1.0, -2.0]) + mom1
+    torch.testing.assert_close(w.detach(), w1)
+    torch.testing.assert_close(idle.detach(), torch.tensor([3.0 - 0.1 * 0.01 * 3.0]))
+    for group in opt.param_groups:
+        group['lr'] = 0.01
+    w.grad = g.clone()
+    opt.step()
+    torch.testing.assert_close(w.detach(), w1 + 0.9 * mom1 - 0.01 * (g + 0.01 * w1))
+    cfg = load_config(REAL_CFGS[1])
+    lr_at, steps = lr_schedule(cfg, 1000, 4)
+    assert steps == [333]  # int(1.333 * 1000 / 4)
+    assert lr_at(0) == lr_at(332) == 0.00025 and lr_at(333) == pytest.approx(0.000025)
+
+
+def test_post_processing_threshold_nms_and_the_300_cap_keeping_ties():
+    """im_detect + pred_eval: per class, scores > thresh (strictly), NMS 0.3; then at most 300 detections,
+    cut at the 300th score with >=, so ties at the cut are all kept."""
+    from lib.core.tester import postprocess
+    n = 400
+    x = torch.arange(n, dtype=torch.float32) * 20
+    box = torch.stack([x, torch.zeros(n), x + 10, torch.full((n,), 10.0)], 1)
+    boxes = torch.cat([torch.zeros(n, 4), box], 1)  # class-agnostic: columns 4..7 for every class
+    scores = torch.zeros(n, 2)
+    scores[:299, 1], scores[299:, 1] = 0.9, 0.5  # the 300th score (0.5) is shared by 101 boxes
+    assert len(postprocess(scores, boxes, 1e-3)) == 400
+    scores[299:, 1] = torch.linspace(0.5, 0.4, 101)
+    dets = postprocess(scores, boxes, 1e-3)
+    assert len(dets) == 300 and dets[:, 1].min() == pytest.approx(0.5)
+    scores[:, 1] = 0.25
+    scores[:200, 1] = 0.001  # equal to the threshold: dropped
+    assert len(postprocess(scores, boxes, 1e-3)) == 200
+    # two boxes of IoU > 0.3: the lower-scored one is suppressed; IoU below 0.3 keeps both
+    two = torch.tensor([[0, 0, 0, 0, 0, 0, 9, 9], [0, 0, 0, 0, 1, 1, 10, 10], [0, 0, 0, 0, 6, 6, 15, 15.]])
+    dets = postprocess(torch.tensor([[0, 0.9], [0, 0.8], [0, 0.7]]), two, 1e-3)
+    assert dets[:, 1].tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_heads_start_from_normal_0_01_and_zero_bias():
+    """train_end2end.py: feat_conv_3x3, rpn_cls_score, rpn_bbox_pred, rfcn_cls and rfcn_bbox weights ~ N(0, 0.01),
+    biases 0 (the real config's heads)."""
+    from lib.model.detection import DetectionHeads, FeatureNet
+    from lib.model.resnet_v1 import ResNetV1
+    cfg = load_config(REAL_CFGS[0])
+    torch.manual_seed(0)
+    heads = DetectionHeads(cfg)
+    feature = FeatureNet(backbone=ResNetV1(units=(1, 1, 1, 1), width=4), feat_dim=1024)
+    for m in (feature.feat_conv_3x3, heads.rpn_cls_score, heads.rpn_bbox_pred, heads.rfcn_cls, heads.rfcn_bbox):
+        w = m.weight.detach()
+        assert float(w.std()) == pytest.approx(0.01, rel=0.05) and abs(float(w.mean())) < 1e-3
+        assert torch.count_nonzero(m.bias.detach()) == 0
+    assert tuple(heads.rfcn_cls.weight.shape) == (7 * 7 * 31, 512, 1, 1)
