@@ -1,6 +1,7 @@
-"""Test DFF on video (docs/fidelity.md#82-dff-test-schedule): per video, frame 0 and every KEY_FRAME_INTERVAL-th frame after it is a
-key frame (full network, features cached); every other frame runs FlowNet + warp + heads against the
-last key frame. Videos are split whole across ranks. Same detections file and eval.json as the baseline."""
+"""Test DFF on video (docs/fidelity.md#82-dff-test-schedule): per video, frame 0 and every
+KEY_FRAME_INTERVAL-th frame after it is a key frame (full network, features cached); every other frame runs
+FlowNet + warp + heads against the last key frame. Videos are split whole across ranks. Same detections file
+and eval.json as the baseline."""
 import os
 
 import torch
