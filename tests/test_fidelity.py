@@ -59,20 +59,18 @@ def test_tf32_off_unless_the_config_allows_it():
 
 
 def _original_reset(roidb, batch_size, rng):
-    """The original's AnchorLoader.reset with shuffle and aspect grouping (rfcn/core/loader.py), verbatim
-    but for the RNG: returns the image order of one epoch."""
-    widths = np.array([r['width'] for r in roidb])
-    heights = np.array([r['height'] for r in roidb])
-    horz = (widths >= heights)
-    vert = np.logical_not(horz)
-    horz_inds = np.where(horz)[0]
-    vert_inds = np.where(vert)[0]
-    inds = np.hstack((rng.permutation(horz_inds), rng.permutation(vert_inds)))
-    extra = inds.shape[0] % batch_size
-    inds_ = np.reshape(inds[:-extra], (-1, batch_size))
-    row_perm = rng.permutation(np.arange(inds_.shape[0]))
-    inds[:-extra] = np.reshape(inds_[row_perm, :], (-1,))
-    return inds
+    """A model of the epoch order of the original's AnchorLoader.reset (rfcn/core/loader.py) with shuffle and
+    aspect grouping: the landscape images in random order, then the portrait ones in random order; then the
+    whole chunks of batch_size change places, but only when the image count is not a multiple of batch_size
+    (the original slices with [:-extra], which is empty when extra == 0); the remainder stays at the end."""
+    landscape = [i for i, r in enumerate(roidb) if r['width'] >= r['height']]
+    portrait = [i for i, r in enumerate(roidb) if r['width'] < r['height']]
+    order = np.concatenate([rng.permutation(landscape), rng.permutation(portrait)]).astype(np.int64)
+    extra = len(order) % batch_size
+    if extra:
+        chunks = order[:len(order) - extra].reshape(-1, batch_size)
+        order[:len(order) - extra] = chunks[rng.permutation(len(chunks))].reshape(-1)
+    return order
 
 
 def _portrait_chunk_positions(chunks, roidb):

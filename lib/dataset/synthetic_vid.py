@@ -2,7 +2,7 @@
 optical-flow pairs in the Flying Chairs layout, for CPU training and testing of the frame baseline, DFF
 and FlowNet without the real data.
 
-Layout written under ``root`` (dff_spec.md section 5)::
+Layout written under ``root`` (docs/fidelity.md §7.2)::
 
     Data/VID/{train,val}/<video>/%06d.JPEG        Annotations/VID/{train,val}/<video>/%06d.xml
     Data/DET/train/ILSVRC2013_train/<wnid>/<wnid>_<k>.JPEG   (+ the matching Annotations/DET/... .xml)
@@ -52,7 +52,7 @@ from .vid_classes import SYNTHETIC_VID_CLASSES, SYNTHETIC_VID_WNIDS
 
 GENERATOR_VERSION = 11  # bump whenever the generated content changes: existing datasets are regenerated
 
-# A subset of ImageNet VID (names and WNIDs as in dff_spec.md 5.2), background first; registered in vid_classes.
+# A subset of ImageNet VID (names and WNIDs as in docs/fidelity.md §7.3), background first; registered in vid_classes.
 SYNTHETIC_CLASSES = SYNTHETIC_VID_CLASSES
 SYNTHETIC_WNIDS = SYNTHETIC_VID_WNIDS
 CLASS_LIST_NAME = 'synthetic_vid'
@@ -147,7 +147,7 @@ def resolve_params(**sizes):
 
 def train_frame_indices(num_frames, per_video=15):
     """Frames of a train video listed in VID_train_15frames: segment centres floor(n*(i+0.5)/15), i < 15,
-    or every frame of a video with fewer than 15 frames (spec 5.1). Exact integer arithmetic."""
+    or every frame of a video with fewer than 15 frames (docs/fidelity.md §7.2). Exact integer arithmetic."""
     if num_frames < per_video:
         return list(range(num_frames))
     return [(num_frames * (2 * i + 1)) // (2 * per_video) for i in range(per_video)]
