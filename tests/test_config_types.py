@@ -19,6 +19,7 @@ from lib.config.config import _KIND_OF, _UNUSED, ConfigError, _defaults, unused_
 from lib.core import trainer
 from lib.core.experiment import parse_args
 from lib.dataset.loader import accumulation_steps
+from lib.utils.device import process_device, resolve_device
 from tests.small_run import ROOT
 
 RFCN_SYN = os.path.join(ROOT, 'experiments/rfcn/cfgs/synthetic_vid_cpu.yaml')
@@ -319,20 +320,20 @@ def test_device_that_is_not_there_is_a_config_error(monkeypatch):
     for device in ('cuda', 'cuda:0'):
         cfg.device = device
         with pytest.raises(ConfigError, match=rf"device: '{device}' but torch sees no CUDA device"):
-            trainer.resolve_device(cfg)
+            resolve_device(cfg)
     cfg.device = 'auto'
-    assert trainer.resolve_device(cfg) == 'cpu'
+    assert resolve_device(cfg) == 'cpu'
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     cfg.device = 'cuda:2'
     with pytest.raises(ConfigError, match=r"torch sees 2 CUDA device\(s\); use cuda:0 \.\. cuda:1"):
-        trainer.resolve_device(cfg)
+        resolve_device(cfg)
     cfg.device = 'cuda:1'
-    assert trainer.resolve_device(cfg) == 'cuda:1'
-    assert trainer.process_device('cuda:1', 0, 1) == torch.device('cuda', 1)
-    assert trainer.process_device('cuda', 3, 4) == torch.device('cuda', 3)
+    assert resolve_device(cfg) == 'cuda:1'
+    assert process_device('cuda:1', 0, 1) == torch.device('cuda', 1)
+    assert process_device('cuda', 3, 4) == torch.device('cuda', 3)
     with pytest.raises(ConfigError, match=r"names one GPU, but torchrun started 2 processes: use device=cuda"):
-        trainer.process_device('cuda:1', 0, 2)
+        process_device('cuda:1', 0, 2)
 
 
 def test_set_may_be_repeated():
