@@ -342,12 +342,12 @@ def test_set_may_be_repeated():
     cfg = update_from_list(load_config(RFCN_SYN), args.set)
     assert (cfg.TRAIN.lr, cfg.TRAIN.end_epoch, cfg.seed) == (0.5, 3, 7)
     from dff_rfcn import train_flownet
-    from lib.utils.demo import demo_arg_parser
+    from lib.apps.demo import demo_arg_parser
     demo = demo_arg_parser('x').parse_args(['--cfg', 'c', '--checkpoint', 'k', '--input', 'i', '--output', 'o',
                                             '--set', 'a=1', '--set', 'b=2'])
     assert demo.set == ['a=1', 'b=2']
     for source in (train_flownet.__file__, os.path.join(ROOT, 'tools', 'synthetic_flow_eval.py'),
-                   os.path.join(ROOT, 'model', 'convert_mxnet.py')):
+                   os.path.join(ROOT, 'tools', 'convert_mxnet.py')):
         assert "'--set', nargs='*', action='extend'" in open(source).read(), source
 
 
@@ -411,7 +411,7 @@ def test_yaml_values_stay_what_the_original_yamls_say():
 
 # ------------------------------------------------------------------------------- modules: from_config
 def test_modules_take_explicit_arguments_and_never_store_the_config():
-    from dff_rfcn.flownet import FlowNetS
+    from lib.model.flownet import FlowNetS
     from dff_rfcn.model import DFF
     from lib.config import is_config
     from lib.model.detection import DetectionHeads, FeatureNet

@@ -22,8 +22,6 @@ import argparse
 import os
 import sys
 
-import dff_rfcn.model  # noqa: F401 (registers the DFF model that a dff file converts into)
-import rfcn.model  # noqa: F401 (registers the RFCN model that an rfcn file converts into)
 from lib.config import load_config, update_from_list
 from lib.model.convert_mxnet import (KINDS, build_target, cache_path_for, convert_params, detect_kind, with_prefixes,
                                      write_conversion)
@@ -64,6 +62,9 @@ def main(argv=None):
     kind = args.kind or detect_kind(params, args.src)
     cfg_path = args.cfg or os.path.join(ROOT, DEFAULT_CFGS[kind])
     cfg = update_from_list(load_config(cfg_path), args.set)
+    if kind in ('rfcn', 'dff'):  # the whole models register themselves with the converter when imported
+        import dff_rfcn.model  # noqa: F401  # lazy: loads the custom ops, which the pretrained kinds do without
+        import rfcn.model  # noqa: F401  # lazy: loads the custom ops, which the pretrained kinds do without
     target = build_target(kind, cfg, device='meta')  # names and shapes only
     conv = convert_params(params, target, kind=kind, source=args.src, plain_bbox=args.bbox, ignore=args.ignore)
     print(f'config: {cfg_path}' + (f' with {" ".join(args.set)}' if args.set else ''))
