@@ -46,7 +46,7 @@ API:
                                               # dff_rfcn/model.py register theirs; the parts ResNetV1 and
                                               # FlowNetS live here), so the converter never imports a variant
 
-Loading a file of weights into a module (any kind of file, this converter for .params): lib/utils/weights.py.
+Loading a file of weights into a module (any kind of file, this converter for .params): lib/model/weights.py.
 """
 import fnmatch
 import os
@@ -294,7 +294,7 @@ def convert_params(params, model, kind=None, source='<params>', plain_bbox='deno
             bbox_fix = {BBOX_W: True, BBOX_B: True}
             conv.notes.append('no rfcn_bbox_*_test pair: rfcn_bbox taken as de-normalised, as the original tester '
                               'uses it (divided by TRAIN.BBOX_STDS); pass plain_bbox="normalized" '
-                              '(convert_mxnet.py --bbox normalized) if it holds raw training weights')
+                              '(tools/convert_mxnet.py --bbox normalized) if it holds raw training weights')
         else:
             conv.notes.append('no rfcn_bbox_*_test pair: rfcn_bbox taken as normalised training weights (as stored)')
 
@@ -388,7 +388,7 @@ def source_stamp(path):
 
 def conversion_checkpoint(conv, src_path):
     """The .pth content written for a conversion: a checkpoint of this project ('model' entry, 'module'
-    = where its keys sit in a whole model; lib/utils/weights.py loads it) plus provenance."""
+    = where its keys sit in a whole model; lib/model/weights.py loads it) plus provenance."""
     return {'model': conv.state_dict, 'kind': conv.kind, 'module': MODULE_PATH[conv.kind],
             'converted_from': source_stamp(src_path), 'ignored': dict(conv.ignored), 'kept': dict(conv.kept),
             'notes': list(conv.notes), 'cache_format': CACHE_FORMAT}
