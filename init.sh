@@ -37,7 +37,7 @@ if ! "$PY" -m pip install -v --no-build-isolation --no-deps -e . > build/init_bu
   echo "init.sh: the build failed; the whole log is build/init_build.log (README: Troubleshooting)" >&2
   exit 1
 fi
-grep -o 'setup.py: .*' build/init_build.log || true
+grep -o 'setup.py: .*' build/init_build.log | awk '!seen[$0]++' || true  # pip runs setup.py several times
 
 mkdir -p data model output
 here=$(pwd)
