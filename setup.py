@@ -1,6 +1,9 @@
-"""Builds the project's custom ops (csrc/ops) into lib/ops/_C*.so against the installed PyTorch.
+"""Builds the project's custom ops (csrc/ops) into lib/ops/_C*.so against the installed PyTorch; the package
+metadata and the list of packages are in pyproject.toml.
 
-    python setup.py build_ext --inplace          # what init.sh runs
+    pip install --no-build-isolation -e .        # what init.sh runs: builds the ops in place, installs editable
+    pip install --no-build-isolation .           # an ordinary install (every package + the ops)
+    python setup.py build_ext --inplace          # the ops alone, in place
 
 CPU kernels are always built. CUDA kernels are built when a CUDA toolkit is found:
 - CUDA_HOME (or CUDA_PATH) if set; otherwise the toolkit that the `nvcc` on PATH belongs to (asked
@@ -8,7 +11,10 @@ CPU kernels are always built. CUDA kernels are built when a CUDA toolkit is foun
 - TORCH_CUDA_ARCH_LIST if set; otherwise the visible GPUs' architectures, or, with no GPU to query,
   every architecture this CUDA version still supports from sm_75 up to sm_90, plus PTX for newer GPUs.
 Environment switches: FORCE_CUDA=1 insists on CUDA and fails loudly without it; FORCE_CUDA=0 builds
-the CPU kernels only; MAX_JOBS limits parallel compile jobs.
+the CPU kernels only; MAX_JOBS limits parallel compile jobs; DFF_BUILD_TEMP is the folder of the object
+files (default build/temp.<platform>-<python>, the one `build_ext --inplace` uses, for every route, so
+that ninja recompiles only what changed, also under pip, which otherwise compiles in a new temporary
+folder each time).
 """
 import glob
 import os
@@ -16,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import setup
 
@@ -141,11 +148,17 @@ else:
 
 os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 1))
 
+
+class BuildOps(BuildExtension):
+    """BuildExtension with ninja, compiling in one lasting folder (DFF_BUILD_TEMP, see above)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.build_temp = os.environ.get("DFF_BUILD_TEMP") or os.path.join(
+            ROOT, "build", f"temp.{sysconfig.get_platform()}-{sys.implementation.cache_tag}")
+
+
 setup(
-    name="dff-pytorch",
-    version="0.1.0",
-    description="Deep Feature Flow (CVPR 2017) for video object detection, in PyTorch",
-    packages=["lib", "lib.ops"],
     ext_modules=[ext],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": BuildOps.with_options(use_ninja=True)},
 )

@@ -15,19 +15,14 @@ Post-processing as the original: per-class NMS 0.3 on all boxes, detections with
 (0.7). Prints the detector time per frame (network + box decoding), key and non-key frames apart, and
 their averages after 2 warm-up frames. --batch: the original demo_batch.py, one forward per chunk of
 key-interval frames (1 key + the others, DFF.detect_batch; time per frame = chunk time / frames in it).
-Shared logic and the differences from the original: lib/utils/demo.py.
+Shared logic and the differences from the original: lib/apps/demo.py.
 """
 import os
-import sys
 
-if __package__ in (None, ''):  # run as a script: the repository root on the path, not dff_rfcn/ itself
-    _HERE = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
-    sys.path.insert(0, os.path.dirname(_HERE))
+import torch
 
-import torch  # noqa: E402
-
-from lib.utils.demo import DemoInputError, cli, demo_arg_parser, run_demo, setup  # noqa: E402
+from lib.apps.demo import DemoInputError, cli, demo_arg_parser, run_demo, setup
+from lib.model.weights import load_model_weights
 
 
 def main(argv=None):
@@ -37,10 +32,9 @@ def main(argv=None):
     if interval < 1:
         raise DemoInputError(f"the key frame interval must be at least 1, got {interval}")
     # the model imports the custom ops (lib/ops): after the options, so that --help works before they are built
-    from dff_rfcn.model import DFF
-    from dff_rfcn.test import VideoDetector
-    from lib.model.detection import im_detect_boxes
-    from lib.utils.weights import load_model_weights
+    from dff_rfcn.model import DFF  # lazy: loads the custom ops (see above)
+    from dff_rfcn.tester import VideoDetector  # lazy: loads the custom ops (see above)
+    from lib.model.detection import im_detect_boxes  # lazy: loads the custom ops (see above)
     model = DFF(cfg)
     load_model_weights(model, args.checkpoint, cfg=cfg)
     model.to(device).eval()

@@ -6,9 +6,9 @@ import torch.nn as nn
 
 import lib.ops as ops
 from lib.config import configurable
+from lib.model.convert_mxnet import register_model
 from lib.model.detection import DetectionHeads, FeatureNet
-
-from .flownet import FlowNetS
+from lib.model.flownet import build_flownet
 
 
 class DFF(nn.Module):
@@ -25,7 +25,7 @@ class DFF(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        return {'feature': FeatureNet(cfg), 'flownet': FlowNetS(cfg), 'heads': DetectionHeads(cfg)}
+        return {'feature': FeatureNet(cfg), 'flownet': build_flownet(cfg), 'heads': DetectionHeads(cfg)}
 
     def propagate(self, key_feat, cur, key):
         """Warp key-frame features to the current frame: flow_warp(key_feat, flow) * scale (docs/fidelity.md §5.2)."""
@@ -67,3 +67,6 @@ class DFF(nn.Module):
             warped = self.propagate(key_feat.expand(k1, -1, -1, -1), data_other, data_key.expand(k1, -1, -1, -1))
             feats = torch.cat([key_feat, warped], 0)
         return self.heads(feats, im_info)
+
+
+register_model('dff', DFF)  # the official rfcn_dff_flownet_vid-0000.params converts into a DFF

@@ -18,24 +18,21 @@ iterations the resumable state <that minus .pth>-pretrain-last.pth (--resume con
 import argparse
 import json
 import os
-import sys
 import time
 
-if __package__ in (None, ''):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from dff_rfcn.flownet import FlowNetS  # noqa: E402
-from lib.config import load_config, update_from_list  # noqa: E402
-from lib.core.trainer import process_device, resolve_device  # noqa: E402
-from lib.dataset.flying_chairs import FlyingChairs, read_split  # noqa: E402
-from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict  # noqa: E402
-from lib.utils.cli import run_cli  # noqa: E402
-from lib.utils.fileio import write_text  # noqa: E402
-from lib.utils.weights import apply_state_dict  # noqa: E402
+from lib.config import load_config, update_from_list
+from lib.dataset.flying_chairs import FlyingChairs, read_split
+from lib.dataset.synthetic_vid import ensure_dataset
+from lib.model.flownet import build_flownet
+from lib.model.weights import apply_state_dict
+from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict
+from lib.utils.cli import run_cli
+from lib.utils.device import process_device, resolve_device
+from lib.utils.fileio import write_text
 
 
 def multiscale_loss(preds, flow_gt, weights, div_flow):
@@ -71,10 +68,6 @@ def evaluate(net, loader, div_flow, device):
         n += flow.shape[0]
     net.train()
     return {'epe': epe_sum / max(n, 1), 'zero_flow_epe': zero_sum / max(n, 1), 'pairs': n}
-
-
-def flownet_from_cfg(cfg):
-    return FlowNetS(cfg)
 
 
 def _config_of_the_net(cfg):
@@ -120,7 +113,7 @@ def pretrain_flownet(cfg, log=print, resume=False):
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=int(p.batch_size), shuffle=True, drop_last=True,
                                                num_workers=workers, generator=g)  # not persistent: workers see the new epoch
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=int(p.batch_size), num_workers=0)
-    net = flownet_from_cfg(cfg).to(device)
+    net = build_flownet(cfg).to(device)
     # the scale branch is DFF's, not FlowNet's: it stays at its initialisation (weight 0, bias 1)
     params = [v for k, v in net.named_parameters() if not k.startswith('Convolution5_scale')]
     opt = torch.optim.Adam(params, lr=float(p.lr), betas=(0.9, 0.999), weight_decay=float(p.wd))
@@ -195,7 +188,7 @@ def main(argv=None):
     cfg = update_from_list(load_config(args.cfg), args.set)
     if cfg.dataset.dataset == 'SyntheticVID' and os.path.abspath(cfg.FLOW_PRETRAIN.dataset_path).startswith(
             os.path.abspath(cfg.dataset.dataset_path)):
-        from lib.dataset.synthetic_vid import ensure_dataset  # the embedded default: generate on first use
+        # the embedded default: generate on first use
         ensure_dataset(cfg.dataset.dataset_path, **dict(cfg.dataset.SYNTHETIC))
     pretrain_flownet(cfg, resume=args.resume)
 

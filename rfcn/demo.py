@@ -9,19 +9,12 @@ or a video, boxes with 'class score' drawn on the frames, written as <output>/<s
 Post-processing as the original: per-class NMS 0.3 on all boxes, detections with score > --thresh
 (0.7). Prints the detector time per frame (network + box decoding) and the average after 2 warm-up
 frames. --batch: the original demo_batch.py, 10 frames per forward (time per frame = batch time / 10).
-Shared logic and the differences from the original: lib/utils/demo.py.
+Shared logic and the differences from the original: lib/apps/demo.py.
 """
-import os
-import sys
+import torch
 
-if __package__ in (None, ''):  # run as a script: the repository root on the path, not rfcn/ itself
-    _HERE = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _HERE]
-    sys.path.insert(0, os.path.dirname(_HERE))
-
-import torch  # noqa: E402
-
-from lib.utils.demo import cli, demo_arg_parser, run_demo, setup  # noqa: E402
+from lib.apps.demo import cli, demo_arg_parser, run_demo, setup
+from lib.model.weights import load_model_weights
 
 BATCH_FRAMES = 10  # the original rfcn/demo_batch.py: batches of 10 frames
 
@@ -30,9 +23,8 @@ def main(argv=None):
     args = demo_arg_parser(__doc__).parse_args(argv)
     cfg, device, class_names, source = setup(args)
     # the model imports the custom ops (lib/ops): after the options, so that --help works before they are built
-    from lib.model.detection import im_detect_boxes
-    from lib.utils.weights import load_model_weights
-    from rfcn.model import RFCN
+    from lib.model.detection import im_detect_boxes  # lazy: loads the custom ops (see above)
+    from rfcn.model import RFCN  # lazy: loads the custom ops (see above)
     model = RFCN(cfg)
     load_model_weights(model, args.checkpoint, cfg=cfg)
     model.to(device).eval()

@@ -2,6 +2,7 @@
 import torch.nn as nn
 
 from lib.config import configurable
+from lib.model.convert_mxnet import register_model
 from lib.model.detection import DetectionHeads, FeatureNet
 
 
@@ -27,3 +28,6 @@ class RFCN(nn.Module):
     def detect(self, data, im_info):
         """Test: (N, 3, H, W), im_info (N, 3) -> {'rois', 'cls_prob', 'bbox_pred' (de-normalised)}."""
         return self.heads(self.feature(data), im_info)
+
+
+register_model('rfcn', RFCN)  # the official rfcn_vid-0000.params converts into an RFCN

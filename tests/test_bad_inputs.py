@@ -282,7 +282,7 @@ def test_tools_log_and_detections(case):
     dets = os.path.join(case.root, 'dets.txt')
     with open(dets, 'w') as f:
         f.write('1 1 0.5 1 2 3\n')
-    case.run(['-m', 'lib.dataset.imagenet_vid_eval', '--dets', dets,
+    case.run(['-m', 'lib.evaluation.imagenet_vid_eval', '--dets', dets,
               '--eval-list', os.path.join(case.data, 'ImageSets', 'VID_val_frames.txt'),
               '--annotations', os.path.join(case.data, 'Annotations', 'VID'), '--classes', 'synthetic_vid',
               '--out', os.path.join(case.root, 'output', 'eval.json')],
@@ -303,8 +303,8 @@ def unbuilt(tmp_path_factory):
 def test_help_works_before_the_ops_are_built_and_a_run_says_what_to_do(unbuilt, case):
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(unbuilt))
     env.pop('DFF_DEBUG', None)
-    for script in (RFCN_SCRIPT, DFF_SCRIPT, 'rfcn/demo.py', 'dff_rfcn/demo.py', 'dff_rfcn/train_flownet.py',
-                   'tools/bench_ops.py'):
+    for script in (RFCN_SCRIPT, DFF_SCRIPT, 'rfcn/demo.py', 'dff_rfcn/demo.py', 'rfcn/test.py', 'dff_rfcn/test.py',
+                   'dff_rfcn/train_flownet.py', 'tools/bench_ops.py', 'tools/convert_mxnet.py'):
         proc = subprocess.run([sys.executable, script, '--help'], cwd=unbuilt, env=env, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0 and proc.stdout.startswith('usage:'), (script, proc.stderr[-2000:])
@@ -344,5 +344,5 @@ def test_a_pickle_that_runs_code_is_refused_not_run(case):
     case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, '--checkpoint', as_torch, *case.sets()], re.escape(as_torch))
     case.run([RFCN_SCRIPT, '--cfg', RFCN_CFG, '--skip-test', *case.sets(f'network.pretrained={as_pickle}')],
              re.escape(as_pickle))
-    case.run(['model/convert_mxnet.py', as_pickle, os.path.join(case.root, 'converted.pth')], re.escape(as_pickle))
+    case.run(['tools/convert_mxnet.py', as_pickle, os.path.join(case.root, 'converted.pth')], re.escape(as_pickle))
     assert not os.path.exists(marker) and not os.path.exists(os.path.join(case.root, 'converted.pth'))

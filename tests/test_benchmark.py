@@ -11,7 +11,7 @@ from tests.small_run import ROOT
 
 def test_benchmark_runs_and_reports_every_figure(tmp_path):
     out = tmp_path / 'bench.json'
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, 'tools/benchmark.py', '--frames', '4', '--interval', '2', '--repeat', '1',
                            '--height', '96', '--width', '160', '--threads', '1', '--json', str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

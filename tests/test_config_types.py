@@ -19,6 +19,7 @@ from lib.config.config import _KIND_OF, _UNUSED, ConfigError, _defaults, unused_
 from lib.core import trainer
 from lib.core.experiment import parse_args
 from lib.dataset.loader import accumulation_steps
+from lib.utils.device import process_device, resolve_device
 from tests.small_run import ROOT
 
 RFCN_SYN = os.path.join(ROOT, 'experiments/rfcn/cfgs/synthetic_vid_cpu.yaml')
@@ -319,20 +320,20 @@ def test_device_that_is_not_there_is_a_config_error(monkeypatch):
     for device in ('cuda', 'cuda:0'):
         cfg.device = device
         with pytest.raises(ConfigError, match=rf"device: '{device}' but torch sees no CUDA device"):
-            trainer.resolve_device(cfg)
+            resolve_device(cfg)
     cfg.device = 'auto'
-    assert trainer.resolve_device(cfg) == 'cpu'
+    assert resolve_device(cfg) == 'cpu'
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
     cfg.device = 'cuda:2'
     with pytest.raises(ConfigError, match=r"torch sees 2 CUDA device\(s\); use cuda:0 \.\. cuda:1"):
-        trainer.resolve_device(cfg)
+        resolve_device(cfg)
     cfg.device = 'cuda:1'
-    assert trainer.resolve_device(cfg) == 'cuda:1'
-    assert trainer.process_device('cuda:1', 0, 1) == torch.device('cuda', 1)
-    assert trainer.process_device('cuda', 3, 4) == torch.device('cuda', 3)
+    assert resolve_device(cfg) == 'cuda:1'
+    assert process_device('cuda:1', 0, 1) == torch.device('cuda', 1)
+    assert process_device('cuda', 3, 4) == torch.device('cuda', 3)
     with pytest.raises(ConfigError, match=r"names one GPU, but torchrun started 2 processes: use device=cuda"):
-        trainer.process_device('cuda:1', 0, 2)
+        process_device('cuda:1', 0, 2)
 
 
 def test_set_may_be_repeated():
@@ -341,12 +342,12 @@ def test_set_may_be_repeated():
     cfg = update_from_list(load_config(RFCN_SYN), args.set)
     assert (cfg.TRAIN.lr, cfg.TRAIN.end_epoch, cfg.seed) == (0.5, 3, 7)
     from dff_rfcn import train_flownet
-    from lib.utils.demo import demo_arg_parser
+    from lib.apps.demo import demo_arg_parser
     demo = demo_arg_parser('x').parse_args(['--cfg', 'c', '--checkpoint', 'k', '--input', 'i', '--output', 'o',
                                             '--set', 'a=1', '--set', 'b=2'])
     assert demo.set == ['a=1', 'b=2']
     for source in (train_flownet.__file__, os.path.join(ROOT, 'tools', 'synthetic_flow_eval.py'),
-                   os.path.join(ROOT, 'model', 'convert_mxnet.py')):
+                   os.path.join(ROOT, 'tools', 'convert_mxnet.py')):
         assert "'--set', nargs='*', action='extend'" in open(source).read(), source
 
 
@@ -410,7 +411,7 @@ def test_yaml_values_stay_what_the_original_yamls_say():
 
 # ------------------------------------------------------------------------------- modules: from_config
 def test_modules_take_explicit_arguments_and_never_store_the_config():
-    from dff_rfcn.flownet import FlowNetS
+    from lib.model.flownet import FlowNetS
     from dff_rfcn.model import DFF
     from lib.config import is_config
     from lib.model.detection import DetectionHeads, FeatureNet

@@ -1,12 +1,11 @@
-"""Official MXNet checkpoints -> PyTorch (lib/model/convert_mxnet.py, model/convert_mxnet.py, the .params
-paths of lib/utils/pretrained.py and lib/utils/checkpoint.py), docs/fidelity.md §10.
+"""Official MXNet checkpoints -> PyTorch (lib/model/convert_mxnet.py, tools/convert_mxnet.py, the .params
+paths of lib/utils/pretrained.py and lib/utils/checkpoint.py), spec 8.1, 8.2.
 
 Fixtures (tests/fixtures/mxnet_models, made with MXNet 1.9.1 by make_mxnet_fixtures.py): the four kinds
 of official file for a reduced network (TINY_SET) with random weights, and the outputs of MXNet symbols
 of the baseline and DFF test networks with those weights (parity tests). The full-size test writes a
-synthetic file with every official ResNet-101 / FlowNet / head name and shape (docs/fidelity.md §10.2) with this
+synthetic file with every official ResNet-101 / FlowNet / head name and shape (spec 8.2) with this
 project's writer and converts it into the real-config DFF model."""
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,13 +15,17 @@ import numpy as np
 import pytest
 import torch
 
+import dff_rfcn.model  # noqa: F401 (registers the DFF model with the converter)
+import rfcn.model  # noqa: F401 (registers the RFCN model with the converter)
 from lib.config import load_config, update_from_list
-from lib.model.convert_mxnet import (DEFAULT_CFGS, IGNORED_BY_NAME, MXNetConversionError, build_target,
-                                     cache_path_for, convert_file, convert_params, detect_kind, select_module)
+from lib.model.convert_mxnet import (IGNORED_BY_NAME, MXNetConversionError, build_target, cache_path_for,
+                                     convert_file, convert_params, detect_kind, select_module)
 from lib.model.mxnet_names import torch_to_mxnet
+from lib.model.weights import load_model_weights, load_pretrained
 from lib.utils.fileio import load_torch
 from lib.utils.mxnet_params import MXNetParamsError, load_params, save_params
-from lib.utils.weights import load_model_weights, load_pretrained
+from tools import convert_mxnet as convert_cli
+from tools.convert_mxnet import DEFAULT_CFGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, 'tests', 'fixtures', 'mxnet_models')
@@ -217,6 +220,8 @@ def test_config_that_does_not_fit(params):
     assert 'arg:res4b_branch2a_weight' in msg and 'arg:res4b1_branch2a_weight' in msg
     # the real (ResNet-101) config: the same file is hopelessly small
     with pytest.raises(MXNetConversionError, match='missing in the file'):
+        convert_file(fix('resnet'), load_config(os.path.join(ROOT, DEFAULT_CFGS['resnet'])))
+    with pytest.raises(ValueError, match=r'needs the module to fill \(model=\) or the config'):
         convert_file(fix('resnet'))
 
 
@@ -228,20 +233,14 @@ def test_lone_test_array_is_unexpected(params):
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def _cli():
-    spec = importlib.util.spec_from_file_location('convert_mxnet_cli', os.path.join(ROOT, 'model', 'convert_mxnet.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.slow
 def test_cli_subprocess(tmp_path):
     src = tmp_path / 'rfcn_vid-0000.params'
     shutil.copy(fix('rfcn'), src)
-    cmd = [sys.executable, os.path.join(ROOT, 'model', 'convert_mxnet.py'), str(src),
+    cmd = [sys.executable, os.path.join(ROOT, 'tools', 'convert_mxnet.py'), str(src),
            '--cfg', os.path.join(ROOT, DEFAULT_CFGS['rfcn']), '--set'] + TINY_SET
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     dst = tmp_path / 'rfcn_vid-0000.pth'
     assert dst.is_file() and not [p for p in os.listdir(tmp_path) if '.tmp' in p]
@@ -255,14 +254,14 @@ def test_cli_subprocess(tmp_path):
         assert torch.equal(v, ref.state_dict[k]), k
     # a config that does not fit: exit status 2, one 'error:' line naming every problem
     r = subprocess.run(cmd[:3] + [str(tmp_path / 'other.pth')], capture_output=True, text=True, cwd=tmp_path,
-                       timeout=300)
+                       timeout=300, env=env)
     assert r.returncode == 2 and 'missing in the file' in r.stderr and 'arg:res4b22_branch2c_weight' in r.stderr
     assert r.stderr.startswith('error: ') and 'Traceback' not in r.stderr and len(r.stderr.splitlines()) == 2
     assert not (tmp_path / 'other.pth').exists()
 
 
 def test_cli_in_process_kinds_and_errors(tmp_path, capsys):
-    cli = _cli()
+    cli = convert_cli
     for kind in ('resnet', 'flownet', 'dff'):
         dst = tmp_path / f'{kind}.pth'
         assert cli.main([fix(kind), str(dst), '--set'] + TINY_SET) == 0
@@ -455,7 +454,7 @@ def test_parity_dff_key_and_current_frame(golden):
 
 # ------------------------------------------------------------------------------------------- full size
 def official_dff_shapes():
-    """Every name and shape of a trained official DFF file (docs/fidelity.md §10.2), not taken from the model."""
+    """Every name and shape of a trained official DFF file, built from spec 8.2 (not from the model)."""
     sh = {'arg:conv1_weight': (64, 3, 7, 7)}
 
     def bn(name, c):
@@ -508,7 +507,7 @@ def test_full_size_official_names_into_the_real_dff_model(tmp_path):
     path = save_params(tmp_path / 'rfcn_dff_flownet_vid-0000.params', arrays)
     p = {n: arrays[n] for n in marked}
     del arrays
-    conv = convert_file(path)  # the real DFF config (default for the kind), target built on the meta device
+    conv = convert_file(path, load_config(os.path.join(ROOT, DEFAULT_CFGS['dff'])))  # the real config, meta device
     assert conv.kind == 'dff' and type(conv.module).__name__ == 'DFF'
     model_keys = conv.module.state_dict()
     assert set(conv.state_dict) == set(model_keys)

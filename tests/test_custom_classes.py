@@ -12,7 +12,7 @@ from lib.config import load_config, update_from_list
 from lib.dataset.loader import make_imdb
 from lib.dataset.synthetic_vid import ensure_dataset
 from lib.dataset.vid_classes import BACKGROUND, class_list_from_entries, dataset_classes
-from lib.utils.demo import DemoInputError, class_names_from_cfg
+from lib.apps.demo import DemoInputError, class_names_from_cfg
 from tests.small_run import ROOT, TINY_SYNTHETIC, run_script, tiny_overrides
 
 CFG = 'experiments/rfcn/cfgs/synthetic_vid_cpu.yaml'
@@ -75,7 +75,7 @@ def test_own_dataset_trains_tests_and_rescores_with_its_class_list(tmp_path):
     own_yaml = tmp_path / 'own.yaml'
     own_yaml.write_text('dataset:\n  dataset: ImageNetVID\n  NUM_CLASSES: 6\n  CLASSES: ' + json.dumps(OWN) + '\n')
     rescored = os.path.join(tmp_path, 'rescored.json')
-    proc = subprocess.run([sys.executable, '-m', 'lib.dataset.imagenet_vid_eval',
+    proc = subprocess.run([sys.executable, '-m', 'lib.evaluation.imagenet_vid_eval',
                            '--dets', os.path.join(test_dir, 'det_VID_val_frames_all.txt'),
                            '--eval-list', os.path.join(test_dir, 'VID_val_frames_eval.txt'),
                            '--annotations', os.path.join(tmp_path, 'synthetic_vid', 'Annotations', 'VID'),

@@ -1,4 +1,4 @@
-"""The demos (rfcn/demo.py, dff_rfcn/demo.py) and their shared parts (lib/utils/demo.py): frame order and
+"""The demos (rfcn/demo.py, dff_rfcn/demo.py) and their shared parts (lib/apps/demo.py): frame order and
 input errors, the DFF key-frame schedule, annotated frames + mp4 + flow images on a real video
 (tests/fixtures/video/bikes.mp4) with random weights, and the Middlebury flow colours."""
 import os
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lib.config import load_config, update_from_list
-from lib.utils import demo as D
+from lib.apps import demo as D
 from lib.utils.checkpoint import save_checkpoint
 from lib.utils.fileio import load_torch
 
@@ -281,17 +281,25 @@ def test_batch_demos_detect_what_the_frame_by_frame_demos_detect(dff_checkpoint,
 
 
 def test_scripts_run_from_the_command_line(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    env.pop('PYTHONPATH', None)
-    # as a script from the repository root, on an input that does not exist: one clean error line
-    proc = subprocess.run([sys.executable, os.path.join('rfcn', 'demo.py'), '--cfg', CFG, '--checkpoint',
+    """As scripts, from another folder, with the packages importable (PYTHONPATH stands for the install that
+    init.sh does): the script's own folder (rfcn/ with test.py, model.py ...) first on sys.path shadows
+    nothing they import."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    # on an input that does not exist: one clean error line
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'rfcn', 'demo.py'), '--cfg', CFG, '--checkpoint',
                            str(tmp_path / 'none.pth'), '--input', str(tmp_path / 'missing.mp4'), '--output',
-                           str(tmp_path / 'o'), '--set', *SETS], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+                           str(tmp_path / 'o'), '--set', *SETS], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert 'error: input not found' in proc.stderr and 'missing.mp4' in proc.stderr
     assert 'Traceback' not in proc.stderr
-    proc = subprocess.run([sys.executable, '-m', 'dff_rfcn.demo', '--help'], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, '-m', 'dff_rfcn.demo', '--help'], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert '--key-interval' in proc.stdout and '--show-flow' in proc.stdout
+    # the test scripts of the original's names test a checkpoint with --cfg
+    for script in (os.path.join(ROOT, 'rfcn', 'test.py'), os.path.join(ROOT, 'dff_rfcn', 'test.py')):
+        proc = subprocess.run([sys.executable, script, '--help'], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0 and '--cfg' in proc.stdout and '--checkpoint' in proc.stdout, proc.stderr
+        assert '--resume' not in proc.stdout and '--skip-train' not in proc.stdout

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from dff_rfcn.flownet import FlowNetS
 from dff_rfcn.model import DFF
-from dff_rfcn.test import VideoDetector, frame_position, is_key_frame
+from dff_rfcn.tester import VideoDetector, frame_position, is_key_frame
 from lib.config import load_config, update_from_list
 from lib.core.tester import split_frames
 from lib.dataset.loader import feature_size
 from lib.model.detection import FeatureNet
+from lib.model.flownet import FlowNetS
 from lib.utils.fileio import load_torch
 from tests.small_run import ROOT
 
@@ -328,7 +328,7 @@ def flow_pairs(tmp_path_factory):
 
 def test_flownet_pretraining_writes_weights_that_dff_loads(flow_pairs, tmp_path):
     from dff_rfcn.train_flownet import main, output_path
-    from lib.utils.weights import load_pretrained
+    from lib.model.weights import load_pretrained
     prefix = str(tmp_path / 'flownet_tiny')
     main(['--cfg', SYNTH_CFG, '--set', f'FLOW_PRETRAIN.dataset_path={flow_pairs}', f'network.pretrained_flow={prefix}',
           'FLOW_PRETRAIN.max_iters=40', 'FLOW_PRETRAIN.batch_size=4', 'FLOW_PRETRAIN.num_workers=0',

@@ -42,7 +42,7 @@ def test_exif_orientation_is_not_applied(tmp_path):
 
 
 def test_tf32_off_unless_the_config_allows_it():
-    from lib.core.trainer import resolve_device
+    from lib.utils.device import resolve_device
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True  # torch's cuDNN default

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from lib.dataset import synthetic_vid as sv
-from lib.dataset.imagenet_vid_eval import compute_motion_iou, motion_buckets, parse_vid_xml
+from lib.dataset.vid_annotations import parse_vid_xml
+from lib.evaluation.imagenet_vid_eval import compute_motion_iou, motion_buckets
 from lib.utils.flow_io import read_flo, read_ppm, write_flo, write_ppm
 from lib.utils.image import read_image
 

@@ -13,7 +13,7 @@ import torch
 
 from lib.config import load_config, update_from_list
 from lib.core import tester
-from lib.dataset.imagenet_vid_eval import write_detections
+from lib.evaluation.imagenet_vid_eval import write_detections
 from tests.small_run import ROOT, run_script, tiny_overrides
 
 RFCN_CFG = os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs', 'synthetic_vid_cpu.yaml')

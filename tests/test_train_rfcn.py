@@ -52,15 +52,16 @@ def test_torchrun_two_processes_equal_accumulation_two(tmp_path):
         for k in ra['losses']:
             assert ra['losses'][k] == pytest.approx(rb['losses'][k], rel=1e-3, abs=1e-5), k
     # tools/analyze_train_log.py: per-epoch means of both runs side by side, from the JSON and the text log
+    env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, 'tools/analyze_train_log.py', _train_dir(a),
-                           os.path.join(_train_dir(b), 'train.log')], cwd=ROOT, capture_output=True, text=True)
+                           os.path.join(_train_dir(b), 'train.log')], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     rows = proc.stdout.strip().splitlines()
     assert len(rows) == 4 and rows[0].startswith('| epoch | run | rpn_cls_loss |')
     mean = sum(r['losses']['rcnn_cls_loss'] for r in rec_a) / 3
     assert rows[2].startswith('| 0 | DET_train_30classes_VID_train_15frames |') and f'{mean:.4f}' in rows[2]
     assert rows[3].startswith(f"| 0 | {os.path.join(_train_dir(b), 'train.log')} |")
-    bad = subprocess.run([sys.executable, 'tools/analyze_train_log.py', str(tmp_path)], cwd=ROOT,
+    bad = subprocess.run([sys.executable, 'tools/analyze_train_log.py', str(tmp_path)], cwd=ROOT, env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and 'no train_log.jsonl or train.log' in bad.stderr
 
@@ -126,7 +127,7 @@ def test_train_test_script_writes_epoch_checkpoints_detections_and_eval_json(tmp
         assert len(cols) == 7 and 1 <= int(cols[0]) <= 8 and 1 <= int(cols[1]) <= 5
     # re-scoring the saved detections is one command and gives the same numbers
     rescored = os.path.join(tmp_path, 'rescored.json')
-    proc = subprocess.run([sys.executable, '-m', 'lib.dataset.imagenet_vid_eval',
+    proc = subprocess.run([sys.executable, '-m', 'lib.evaluation.imagenet_vid_eval',
                            '--dets', os.path.join(test_dir, 'det_VID_val_frames_all.txt'),
                            '--eval-list', os.path.join(test_dir, 'VID_val_frames_eval.txt'),
                            '--annotations', os.path.join(tmp_path, 'synthetic_vid', 'Annotations', 'VID'),

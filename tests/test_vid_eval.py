@@ -1,4 +1,4 @@
-"""Tests of the ImageNet VID evaluation (lib/dataset/imagenet_vid_eval.py) with hand-worked numbers.
+"""Tests of the ImageNet VID evaluation (lib/evaluation/imagenet_vid_eval.py) with hand-worked numbers.
 
 Boxes use the "+1" pixel convention throughout: a box (x1, y1, x2, y2) is (x2-x1+1) x (y2-y1+1) pixels.
 """
@@ -10,9 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from lib.dataset import imagenet_vid_eval as ve
+from lib.dataset.vid_annotations import parse_vid_xml
 from lib.dataset.vid_classes import (IMAGENET_VID_CLASSES, IMAGENET_VID_WNIDS, get_class_list,
                                      register_class_list, wnid_to_index)
+from lib.evaluation import imagenet_vid_eval as ve
 
 AIRPLANE = "n02691156"   # class 1
 ANTELOPE = "n02419796"   # class 2
@@ -78,7 +79,7 @@ def test_parse_vid_xml(tmp_path):
     # raw floats, a box beyond the image (xmax 1300 > width 1280) is kept as written
     write_xml(p, [(AIRPLANE, 0, (10.5, 20, 1300, 700)), (ANTELOPE, 3, (0, 0, 9, 9)),
                   (ANTELOPE, None, (1, 2, 3, 4))])
-    rec = ve.parse_vid_xml(p, VID_C2I)
+    rec = parse_vid_xml(p, VID_C2I)
     assert (rec["height"], rec["width"]) == (720, 1280)
     np.testing.assert_array_equal(rec["boxes"], [[10.5, 20, 1300, 700], [0, 0, 9, 9], [1, 2, 3, 4]])
     assert rec["boxes"].dtype == np.float64
@@ -86,28 +87,28 @@ def test_parse_vid_xml(tmp_path):
     np.testing.assert_array_equal(rec["trackids"], [0, 3, -1])
     # no objects -> empty (0, 4)
     write_xml(p, [])
-    assert ve.parse_vid_xml(p, VID_C2I)["boxes"].shape == (0, 4)
+    assert parse_vid_xml(p, VID_C2I)["boxes"].shape == (0, 4)
 
 
 def test_parse_errors_name_the_file(tmp_path):
     p = tmp_path / "bad_wnid.xml"
     write_xml(p, [(AIRPLANE, 0, (0, 0, 9, 9)), ("n99999999", 1, (0, 0, 9, 9))])
     with pytest.raises(ValueError, match=r"bad_wnid\.xml.*n99999999"):
-        ve.parse_vid_xml(p, VID_C2I)
-    # the training roidb drops such objects instead (docs/fidelity.md §7.2)
-    rec = ve.parse_vid_xml(p, VID_C2I, unknown="drop")
+        parse_vid_xml(p, VID_C2I)
+    # the training roidb drops such objects instead (spec 5.3)
+    rec = parse_vid_xml(p, VID_C2I, unknown="drop")
     np.testing.assert_array_equal(rec["labels"], [1])
     np.testing.assert_array_equal(rec["trackids"], [0])
     with pytest.raises(FileNotFoundError, match="missing.xml"):
-        ve.parse_vid_xml(tmp_path / "missing.xml", VID_C2I)
+        parse_vid_xml(tmp_path / "missing.xml", VID_C2I)
     broken = tmp_path / "broken.xml"
     broken.write_text("<annotation><size><width>3</width>")
     with pytest.raises(ValueError, match=r"broken\.xml.*malformed"):
-        ve.parse_vid_xml(broken, VID_C2I)
+        parse_vid_xml(broken, VID_C2I)
     nonnum = tmp_path / "nonnum.xml"
     write_xml(nonnum, [(AIRPLANE, 0, ("abc", 0, 9, 9))])
     with pytest.raises(ValueError, match=r"nonnum\.xml.*xmin"):
-        ve.parse_vid_xml(nonnum, VID_C2I)
+        parse_vid_xml(nonnum, VID_C2I)
 
 
 def test_gt_iou_thresholds():

@@ -1,4 +1,4 @@
-"""The one door for weights (lib/utils/weights.py): explicit key mapping, every mismatch in one line that names
+"""The one door for weights (lib/model/weights.py): explicit key mapping, every mismatch in one line that names
 the file, the keys and the settings that differ, and files that would run code refused by every entry point."""
 import os
 import random
@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+import dff_rfcn.model  # noqa: F401 (registers the DFF model with the converter)
+import rfcn.model  # noqa: F401 (registers the RFCN model with the converter)
 from lib.config import load_config, update_from_list
 from lib.core.trainer import _rng_state, _set_rng_state
 from lib.utils.provenance import plain as _plain
-from lib.model.convert_mxnet import DEFAULT_CFGS, MXNetConversionError, build_target
+from lib.model.convert_mxnet import MXNetConversionError, build_target
+from lib.model.weights import load_model_weights, load_pretrained, load_weights
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict
-from lib.utils.weights import load_model_weights, load_pretrained, load_weights
 from tests.small_run import ROOT, code_running_pickles
+from tools.convert_mxnet import DEFAULT_CFGS
 
 # the reduced network of the MXNet fixtures (tests/test_convert_mxnet.py)
 TINY_SET = ['network.RESNET_UNITS=[1, 2, 4, 1]', 'network.RESNET_WIDTH=4', 'network.DFF_FEAT_DIM=16',
@@ -218,7 +221,7 @@ def test_entry_scripts_refuse_files_that_would_run_code(tmp_path):
         [SCRIPT['rfcn'], '--cfg', SYNTH['rfcn'], '--checkpoint', as_torch, '--set', out],
         [SCRIPT['rfcn'], '--cfg', SYNTH['rfcn'], '--set', out, f'network.pretrained={as_pickle}'],
         [SCRIPT['dff'], '--cfg', SYNTH['dff'], '--set', out, f'network.pretrained={as_torch}'],
-        ['model/convert_mxnet.py', as_pickle, str(tmp_path / 'converted.pth')],
+        ['tools/convert_mxnet.py', as_pickle, str(tmp_path / 'converted.pth')],
     ]
     for args in cases:
         proc = _run(args)
@@ -254,16 +257,22 @@ def test_entry_script_checkpoint_of_another_config_is_one_line(tmp_path):
 
 
 def test_filling_a_module_from_official_params_imports_no_model_variant(tmp_path):
-    """The converter finds the part to fill by the registered class (lib/model/convert_mxnet.py:
-    register_part), so loading the official ResNet into a backbone imports neither rfcn nor dff_rfcn."""
+    """The converter finds the part to fill by its class (lib/model/convert_mxnet.py: PART_TYPES), so loading the
+    official ResNet into a backbone imports neither rfcn nor dff_rfcn; the whole models are built from what
+    rfcn/model.py and dff_rfcn/model.py register, and without them the converter says what to import."""
     code = f"""
 import shutil, sys
 from lib.config import load_config, update_from_list
-from lib.model.detection import build_backbone
-from lib.utils.weights import load_pretrained
+from lib.model.convert_mxnet import build_target
+from lib.model.resnet_v1 import build_backbone
+from lib.model.weights import load_pretrained
 shutil.copy({os.path.join(ROOT, 'tests/fixtures/mxnet_models/resnet_tiny-0000.params')!r}, {str(tmp_path)!r} + '/r-0000.params')
 cfg = update_from_list(load_config({os.path.join(ROOT, DEFAULT_CFGS['resnet'])!r}), {TINY_SET!r})
 loaded, _ = load_pretrained(build_backbone(cfg), {str(tmp_path)!r} + '/r', 0, log=lambda *a: None)
+try:
+    build_target('dff', cfg, 'meta')
+except ValueError as e:
+    print(e, file=sys.stderr)
 print(len(loaded), sorted(m for m in sys.modules if m.split('.')[0] in ('rfcn', 'dff_rfcn')))
 """
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -271,3 +280,4 @@ print(len(loaded), sorted(m for m in sys.modules if m.split('.')[0] in ('rfcn', 
     assert proc.returncode == 0, proc.stderr[-3000:]
     n, modules = proc.stdout.split(' ', 1)
     assert int(n) > 100 and modules.strip() == '[]'
+    assert 'no model is registered for dff files' in proc.stderr and 'import dff_rfcn.model first' in proc.stderr

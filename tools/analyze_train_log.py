@@ -12,11 +12,9 @@ import argparse
 import json
 import os
 import re
-import sys
 from collections import OrderedDict
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lib.utils.cli import run_cli  # noqa: E402
+from lib.utils.cli import run_cli
 
 _LINE = re.compile(r'^Epoch\[(\d+)\] Batch \[(\d+)\]\tSpeed: ([\d.]+) samples/sec\tlr=([^\t]+)\t?(.*)$')
 

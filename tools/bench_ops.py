@@ -10,17 +10,14 @@ CUDA timings synchronise. Prints a markdown table: median ms of ours, of the lib
 ratio library/ours (> 1 means ours is faster).
 """
 import argparse
-import os
 import statistics
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
 import torchvision
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from lib.utils.cli import run_cli  # noqa: E402
+from lib.utils.cli import run_cli
 
 ops = None  # lib.ops, imported by main() once the options are parsed (--help works before the ops are built)
 
@@ -178,7 +175,7 @@ def main(argv=None):
     if "cuda" in devices and not torch.cuda.is_available():
         raise ValueError("--device cuda but no CUDA device is available")
     global ops
-    import lib.ops as ops
+    import lib.ops as ops  # lazy: loads the custom ops; --help works before they are built
     print(f"# bench_ops: torch {torch.__version__}, torchvision {torchvision.__version__}, ops built for "
           f"{ops.build_info()}, {torch.get_num_threads()} CPU threads, median of {args.repeat}")
     print("| op | device | pass | ours ms | library ms | library path | library/ours |")

@@ -32,7 +32,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 RFCN_CFG = 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml'
 DFF_CFG = 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml'
@@ -82,7 +81,7 @@ def worker(method, args, frames, queue):
     from lib.config import load_config
     from lib.core.tester import postprocess
     from lib.model.detection import im_detect_boxes
-    from lib.utils.demo import prepare_frame
+    from lib.apps.demo import prepare_frame
     from lib.utils.image import read_image
 
     if args.threads:

@@ -17,25 +17,23 @@ docs/synthetic.md#how-good-the-flow-is-and-what-a-perfect-one-would-give.
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from dff_rfcn.model import DFF
+from dff_rfcn.tester import VideoDetector, frame_position, is_key_frame, test_dff
+from lib.config import load_config, update_from_list
+from lib.core.experiment import output_dirs
+from lib.core.tester import test_scale_index
+from lib.dataset.loader import make_imdb
+from lib.dataset.synthetic_vid import resolve_params, video_scene
+from lib.model.weights import load_weights
+from lib.utils.cli import run_cli
+from lib.utils.image import prepare_image
 
-from dff_rfcn.model import DFF  # noqa: E402
-from dff_rfcn.test import VideoDetector, frame_position, is_key_frame, test_dff  # noqa: E402
-from lib.config import load_config, update_from_list  # noqa: E402
-from lib.core.experiment import output_dirs  # noqa: E402
-from lib.core.tester import test_scale_index  # noqa: E402
-from lib.dataset.loader import make_imdb  # noqa: E402
-from lib.dataset.synthetic_vid import resolve_params, video_scene  # noqa: E402
-from lib.utils.cli import run_cli  # noqa: E402
-from lib.utils.image import prepare_image  # noqa: E402
-from lib.utils.weights import load_weights  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 STRIDE = 16
 

@@ -32,7 +32,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from dff_rfcn.train_flownet import output_path as flownet_path, pretrain_flownet  # noqa: E402
 from lib.config import load_config, update_from_list  # noqa: E402

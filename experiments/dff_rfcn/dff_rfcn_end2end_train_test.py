@@ -11,21 +11,12 @@ into <test_image_set>_zero_flow. The FlowNet starts from network.pretrained_flow
 """
 import functools
 
-import _init_paths  # noqa: F401
-
 from dff_rfcn.dataset import PairCollator, PairDataset
+from dff_rfcn.test import TEST_SETTINGS, build_model, test  # the model and its test, as dff_rfcn/test.py runs them
 from lib.core.experiment import train_test
 from lib.dataset.loader import load_train_roidb
+from lib.model.weights import load_pretrained
 from lib.utils.cli import run_cli
-from lib.utils.weights import load_pretrained
-
-# the model and its test import the custom ops (lib/ops): only once the options are parsed, so that --help
-# works before the ops are built
-
-
-def build_model(cfg):
-    from dff_rfcn.model import DFF
-    return DFF(cfg)
 
 
 def init_weights(model, cfg):
@@ -42,12 +33,7 @@ def train_data(cfg):
     return PairDataset(load_train_roidb(cfg), cfg), PairCollator(cfg)
 
 
-def test(cfg, checkpoint, output_dir, **kwargs):
-    from dff_rfcn.test import test_dff
-    return test_dff(cfg, checkpoint, output_dir, **kwargs)
-
-
 if __name__ == '__main__':
     # a key-frame interval other than the yaml's gets its own test folder (lib/core/experiment.py)
-    run_cli(functools.partial(train_test, test_settings=('TEST.thresh', 'TEST.KEY_FRAME_INTERVAL')),
-            __doc__, build_model, init_weights, train_data, test)
+    run_cli(functools.partial(train_test, test_settings=TEST_SETTINGS), __doc__, build_model, init_weights,
+            train_data, test)

@@ -11,20 +11,11 @@ is refused), --skip-train, --skip-test, --checkpoint (test that file), --set KEY
 (the last line printed names eval.json); another checkpoint or threshold tests into
 <test_image_set>_<checkpoint stem>-<sha256[:8]> / _thresh<t> instead (lib/core/experiment.py).
 """
-import _init_paths  # noqa: F401
-
 from lib.core.experiment import train_test
 from lib.dataset.loader import BatchCollator, TrainDataset, load_train_roidb
+from lib.model.weights import load_pretrained
 from lib.utils.cli import run_cli
-from lib.utils.weights import load_pretrained
-
-# the model and its test import the custom ops (lib/ops): only once the options are parsed, so that --help
-# works before the ops are built
-
-
-def build_model(cfg):
-    from rfcn.model import RFCN
-    return RFCN(cfg)
+from rfcn.test import build_model, test  # the model and its test, as rfcn/test.py builds and runs them
 
 
 def init_weights(model, cfg):
@@ -33,11 +24,6 @@ def init_weights(model, cfg):
 
 def train_data(cfg):
     return TrainDataset(load_train_roidb(cfg), cfg), BatchCollator(cfg)
-
-
-def test(cfg, checkpoint, output_dir, **kwargs):
-    from rfcn.test import test_rfcn
-    return test_rfcn(cfg, checkpoint, output_dir, **kwargs)
 
 
 if __name__ == '__main__':

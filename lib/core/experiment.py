@@ -17,24 +17,31 @@ import os
 import torch
 
 from lib.config import load_config, update_from_list
-from lib.core.trainer import resolve_device, train
+from lib.core.trainer import train
 from lib.dataset.loader import accumulation_steps
 from lib.utils import dist
+from lib.utils.device import resolve_device
+from lib.utils.provenance import file_info
 
 
-def parse_args(doc, argv=None):
+def parse_args(doc, argv=None, test_only=False):
+    """The train_test scripts' options; test_only: the test scripts' (no training options)."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--cfg', required=True, help='experiment yaml')
-    p.add_argument('--resume', action='store_true', help='continue the last run in the output folder')
-    p.add_argument('--skip-train', action='store_true')
-    p.add_argument('--skip-test', action='store_true')
+    if not test_only:
+        p.add_argument('--resume', action='store_true', help='continue the last run in the output folder')
+        p.add_argument('--skip-train', action='store_true')
+        p.add_argument('--skip-test', action='store_true')
     p.add_argument('--checkpoint', default=None,
                    help='test this checkpoint (.pth of this project or an official MXNet .params) instead of '
-                        'the trained <model_prefix>-<end_epoch>.pth; implies --skip-train')
+                        'the trained <model_prefix>-<end_epoch>.pth' + ('' if test_only else '; implies --skip-train'))
     p.add_argument('--thresh', type=float, default=None, help='test score threshold (default TEST.thresh)')
     p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
                    help='config overrides (yaml values); may be repeated')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if test_only:
+        args.resume, args.skip_train, args.skip_test = False, True, False
+    return args
 
 
 def output_dirs(cfg, cfg_path):
@@ -59,7 +66,6 @@ def test_folder(test_dir, cfg, yaml_cfg, thresh=None, checkpoint=None, default_c
             parts.append(f'{short}{float(value):g}')
     if checkpoint and not (default_checkpoint and os.path.exists(default_checkpoint) and os.path.exists(checkpoint)
                            and os.path.samefile(checkpoint, default_checkpoint)):
-        from lib.utils.provenance import file_info
         info = file_info(checkpoint)
         stem = os.path.splitext(os.path.basename(checkpoint))[0]
         parts.append(f"{stem}-{info['sha256'][:8]}" if info else stem)
@@ -67,11 +73,12 @@ def test_folder(test_dir, cfg, yaml_cfg, thresh=None, checkpoint=None, default_c
 
 
 def train_test(doc, build_model, init_weights, make_train_data, test_fn, argv=None, log=print,
-               test_settings=('TEST.thresh',)):
+               test_settings=('TEST.thresh',), test_only=False):
     """build_model(cfg) -> nn.Module; init_weights(model, cfg): pretrained weights before training;
     make_train_data(cfg) -> (dataset, collator); test_fn(cfg, checkpoint, out_dir, thresh=, model=) -> result.
-    test_settings: the config keys whose values (other than the yaml's) get their own test folder."""
-    args = parse_args(doc, argv)
+    test_settings: the config keys whose values (other than the yaml's) get their own test folder.
+    test_only: no training (test_checkpoint)."""
+    args = parse_args(doc, argv, test_only)
     cfg = update_from_list(load_config(args.cfg), args.set)
     resolve_device(cfg)  # a device that is not there, or a gpus split that does not fit: said now, not later
     if not (args.checkpoint or args.skip_train):
@@ -100,3 +107,10 @@ def train_test(doc, build_model, init_weights, make_train_data, test_fn, argv=No
             log(f"eval.json: {result['eval_json']}")
     dist.destroy()
     return result
+
+
+def test_checkpoint(doc, build_model, test_fn, argv=None, log=print, test_settings=('TEST.thresh',)):
+    """What the test scripts (rfcn/test.py, dff_rfcn/test.py, as the original's) run: test --checkpoint, by
+    default the trained <model_prefix>-<end_epoch>.pth of the yaml's output folder, into the same test
+    folders as train_test."""
+    return train_test(doc, build_model, None, None, test_fn, argv, log, test_settings, test_only=True)

@@ -18,12 +18,16 @@ import torch
 from tqdm import tqdm
 
 import lib.ops as ops
-from lib.dataset.imagenet_vid_eval import (evaluate_detections, format_detections, load_gt,
-                                           print_ap_table, read_detections, write_eval_json, write_frame_list)
+from lib.dataset.loader import make_imdb
+from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, load_gt, print_ap_table,
+                                              read_detections, write_eval_json, write_frame_list)
+from lib.model.weights import load_model_weights
 from lib.utils import dist
+from lib.utils.device import process_device, resolve_device
 from lib.utils.fileio import atomic_write
 from lib.utils.image import choose_scale, prepare_image
 from lib.utils.outputs import make_dirs, remove_empty_dirs, remove_file
+from lib.utils.provenance import run_record
 
 
 def postprocess(scores, boxes, thresh, nms_thresh=0.3, max_per_image=300, class_agnostic=True):
@@ -211,10 +215,6 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
     model (built and loaded from `checkpoint` unless given) in eval mode on that device, the test imdb's
     frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes).
     settings: the test settings to record in eval.json (e.g. DFF's key-frame interval)."""
-    from lib.core.trainer import process_device, resolve_device
-    from lib.dataset.loader import make_imdb
-    from lib.utils.provenance import run_record
-    from lib.utils.weights import load_model_weights
     device = resolve_device(cfg)
     _, world, local_rank = dist.init_from_env(device)
     dev = process_device(device, local_rank, world)

@@ -30,14 +30,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.config import ConfigError
 from lib.dataset.loader import EpochOrder, accumulation_steps, images_per_update, item_generator, make_train_loader
 from lib.model.params import param_groups
+from lib.model.weights import apply_state_dict
 from lib.utils import dist
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+from lib.utils.device import process_device, resolve_device
 from lib.utils.fileio import atomic_write
 from lib.utils.provenance import plain
-from lib.utils.weights import apply_state_dict
 
 
 class MXNetSGD(torch.optim.Optimizer):
@@ -104,45 +104,6 @@ def _set_rng_state(s):
     random.setstate((version, tuple(internal), gauss_next))
     if s.get('cuda') is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s['cuda'])
-
-
-def resolve_device(cfg):
-    """cfg.device ('auto', 'cpu', 'cuda' or 'cuda:N'; checked when the config is read) -> 'cpu', 'cuda' or
-    'cuda:N'. A CUDA device that is not there is a ConfigError (one 'error:' line through run_cli). Also sets
-    the float32 precision (TF32 only with ALLOW_TF32)."""
-    set_float32_precision(cfg)
-    device = cfg.device
-    if device not in ('auto', 'cpu') and not str(device).startswith('cuda'):
-        raise ConfigError(f"device: expected one of auto, cpu, cuda, cuda:N, got {device!r}")
-    if device == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if device.startswith('cuda'):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device: {device!r} but torch sees no CUDA device (torch.cuda.is_available() is "
-                              f"False); use device=cpu, or auto")
-        index = device.partition(':')[2]
-        if index and int(index) >= torch.cuda.device_count():
-            raise ConfigError(f"device: {device!r} but torch sees {torch.cuda.device_count()} CUDA device(s); "
-                              f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
-    return device
-
-
-def process_device(device, local_rank, world):
-    """The torch.device of this process for a resolved device: under torchrun 'cuda' is cuda:LOCAL_RANK."""
-    if device == 'cuda':
-        return torch.device('cuda', local_rank)
-    if device.startswith('cuda') and world > 1:
-        raise ConfigError(f"device: {device!r} names one GPU, but torchrun started {world} processes: use "
-                          f"device=cuda (each process takes cuda:LOCAL_RANK)")
-    return torch.device(device)
-
-
-def set_float32_precision(cfg):
-    """Full float32 unless ALLOW_TF32: torch lets cuDNN run float32 convolutions in TF32 on Ampere and
-    newer GPUs by default (10-bit mantissa); the original (MXNet, CUDA 8/9) computed them in float32."""
-    allow = bool(cfg.get('ALLOW_TF32', False))
-    torch.backends.cudnn.allow_tf32 = allow
-    torch.backends.cuda.matmul.allow_tf32 = allow
 
 
 LOG_FILES = ('train.log', 'train_log.jsonl')

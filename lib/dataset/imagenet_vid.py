@@ -16,7 +16,7 @@ import numpy as np
 
 from lib.utils.fileio import atomic_write
 
-from .imagenet_vid_eval import parse_vid_xml
+from .vid_annotations import parse_vid_xml
 from .vid_classes import dataset_classes
 
 ROIDB_VERSION = 1  # bump when the roidb layout changes: old caches are rebuilt

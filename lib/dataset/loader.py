@@ -7,14 +7,15 @@ roidb, RPN subsampling, DFF key-frame offsets).
 import numpy as np
 import torch
 
+from lib.rpn.anchor_target import assign_anchor
+from lib.rpn.anchors import generate_anchors
 from lib.utils.image import choose_scale, prepare_image
 
-from .imagenet_vid import append_flipped_images, filter_roidb
+from .imagenet_vid import ImageNetVID, append_flipped_images, filter_roidb
+from .synthetic_dataset import SyntheticVID
 
 
 def get_imdb_class(name):
-    from .synthetic_dataset import SyntheticVID
-    from .imagenet_vid import ImageNetVID
     classes = {'ImageNetVID': ImageNetVID, 'SyntheticVID': SyntheticVID}
     if name not in classes:
         raise ValueError(f"dataset.dataset = {name!r} is not known; choose one of {sorted(classes)}")
@@ -138,13 +139,11 @@ class BatchCollator:
     def __init__(self, cfg, extra_image_keys=()):
         self.cfg = cfg
         self.image_keys = ('data',) + tuple(extra_image_keys)
-        from lib.rpn.anchors import generate_anchors
         self.base_anchors = generate_anchors(base_size=cfg.network.RPN_FEAT_STRIDE,
                                              ratios=tuple(cfg.network.ANCHOR_RATIOS),
                                              scales=tuple(cfg.network.ANCHOR_SCALES))
 
     def __call__(self, items):
-        from lib.rpn.anchor_target import assign_anchor
         H = max(it['data'].shape[1] for it in items)
         W = max(it['data'].shape[2] for it in items)
         batch = {}

@@ -42,11 +42,11 @@ API:
     conv = convert_file(path, cfg)            # builds the target from cfg (meta device) and converts
     build_target(kind, cfg)                   # the module a kind converts into
     cached_conversion(path, module)           # convert once, cache <path minus .params>.pth next to it
-    register_part('flownet', FlowNetS)        # the class a part kind converts into (dff_rfcn/flownet.py
-                                              # registers FlowNetS; ResNetV1 is built in), so filling a
-                                              # module never imports a model variant
+    register_model('rfcn', RFCN)              # the builder of a whole-model kind (rfcn/model.py and
+                                              # dff_rfcn/model.py register theirs; the parts ResNetV1 and
+                                              # FlowNetS live here), so the converter never imports a variant
 
-Loading a file of weights into a module (any kind of file, this converter for .params): lib/utils/weights.py.
+Loading a file of weights into a module (any kind of file, this converter for .params): lib/model/weights.py.
 """
 import fnmatch
 import os
@@ -59,11 +59,11 @@ import torch.nn as nn
 
 from lib.utils.checkpoint import save_checkpoint
 from lib.utils.fileio import load_torch
+from lib.utils.mxnet_params import load_params
 
+from .flownet import FlowNetS, build_flownet
 from .mxnet_names import torch_to_mxnet
-from .resnet_v1 import ResNetV1
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from .resnet_v1 import ResNetV1, build_backbone
 
 KINDS = OrderedDict([
     ('resnet', 'pretrained ResNet-v1 (ImageNet classifier), e.g. model/pretrained_model/resnet_v1_101-0000.params'),
@@ -73,13 +73,6 @@ KINDS = OrderedDict([
 ])
 # path of the target module inside a whole RFCN / DFF model
 MODULE_PATH = {'resnet': 'feature.backbone', 'flownet': 'flownet', 'rfcn': '', 'dff': ''}
-# the real configs of the official experiments (the default when converting without --cfg)
-DEFAULT_CFGS = {
-    'resnet': 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
-    'flownet': 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml',
-    'rfcn': 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
-    'dff': 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml',
-}
 # names deliberately not converted, with the reason (any kind)
 IGNORED_BY_NAME = {
     'arg:fc1000_weight': 'ImageNet classifier of the pretrained ResNet, not part of the detector',
@@ -93,15 +86,20 @@ BBOX_W_TEST, BBOX_B_TEST = 'arg:rfcn_bbox_weight_test', 'arg:rfcn_bbox_bias_test
 PLAIN_BBOX_MODES = ('denormalized', 'normalized')
 CACHE_FORMAT = 'dff-pytorch-from-mxnet-v1'
 NO_COUNTERPART = 'no MXNet counterpart (nn.BatchNorm2d step counter), left as is'
-# the class of the module a part kind converts into; FlowNetS registers itself when its module is imported
-PART_TYPES = {'resnet': ResNetV1}
+# the class of the module a part kind converts into
+PART_TYPES = {'resnet': ResNetV1, 'flownet': FlowNetS}
+# builder(cfg) of the module each kind converts into; the whole models register theirs (register_model)
+BUILDERS = {'resnet': build_backbone, 'flownet': build_flownet}
+# the module that registers the builder of a whole-model kind
+REGISTERED_BY = {'rfcn': 'rfcn.model', 'dff': 'dff_rfcn.model'}
 
 
-def register_part(kind, cls):
-    """Tell the converter which module class a part kind ('resnet', 'flownet') converts into."""
-    if kind not in ('resnet', 'flownet'):
-        raise ValueError(f'only the parts resnet and flownet have a module class, not {kind!r}')
-    PART_TYPES[kind] = cls
+def register_model(kind, builder):
+    """Tell the converter how to build the whole model a trained file of `kind` ('rfcn', 'dff') converts
+    into: builder(cfg) -> module (e.g. the model class)."""
+    if kind not in REGISTERED_BY:
+        raise ValueError(f'only the whole-model kinds {sorted(REGISTERED_BY)} are registered, not {kind!r}')
+    BUILDERS[kind] = builder
 
 
 def is_part(module, kind):
@@ -226,26 +224,14 @@ def select_module(model, kind):
 def build_target(kind, cfg, device=None):
     """The module a file of `kind` converts into, built from cfg (network.RESNET_UNITS / RESNET_WIDTH /
     DFF_FEAT_DIM / FLOW_WIDTH_MULT / dataset.NUM_CLASSES give reduced networks with official names)."""
+    if kind not in KINDS:
+        raise ValueError(f'unknown kind {kind!r}; one of {list(KINDS)}')
+    if kind not in BUILDERS:
+        raise ValueError(f'no model is registered for {kind} files ({KINDS[kind]}): import {REGISTERED_BY[kind]} '
+                         f'first, which registers it')
     ctx = torch.device(device) if device is not None else torch.device('cpu')
     with ctx:
-        if kind == 'resnet':
-            from .detection import build_backbone
-            return build_backbone(cfg)
-        if kind == 'flownet':
-            from dff_rfcn.flownet import FlowNetS
-            return FlowNetS(cfg)
-        if kind == 'rfcn':
-            from rfcn.model import RFCN
-            return RFCN(cfg)
-        if kind == 'dff':
-            from dff_rfcn.model import DFF
-            return DFF(cfg)
-    raise ValueError(f'unknown kind {kind!r}; one of {list(KINDS)}')
-
-
-def default_cfg(kind):
-    from lib.config import load_config
-    return load_config(os.path.join(REPO_ROOT, DEFAULT_CFGS[kind]))
+        return BUILDERS[kind](cfg)
 
 
 # ---------------------------------------------------------------------------------------------- bbox
@@ -308,7 +294,7 @@ def convert_params(params, model, kind=None, source='<params>', plain_bbox='deno
             bbox_fix = {BBOX_W: True, BBOX_B: True}
             conv.notes.append('no rfcn_bbox_*_test pair: rfcn_bbox taken as de-normalised, as the original tester '
                               'uses it (divided by TRAIN.BBOX_STDS); pass plain_bbox="normalized" '
-                              '(convert_mxnet.py --bbox normalized) if it holds raw training weights')
+                              '(tools/convert_mxnet.py --bbox normalized) if it holds raw training weights')
         else:
             conv.notes.append('no rfcn_bbox_*_test pair: rfcn_bbox taken as normalised training weights (as stored)')
 
@@ -381,14 +367,15 @@ def convert_params(params, model, kind=None, source='<params>', plain_bbox='deno
 
 def convert_file(path, cfg=None, kind=None, model=None, plain_bbox='denormalized', ignore=(), strict=True,
                  device='meta'):
-    """Read `path` and convert it. Without `model` the target is built from `cfg` (default: the real
-    config of the kind) on `device` ('meta': shapes only, no memory; the state dict is real either way)."""
-    from lib.utils.mxnet_params import load_params
+    """Read `path` and convert it. Without `model` the target is built from `cfg` on `device` ('meta':
+    shapes only, no memory; the state dict is real either way)."""
+    if model is None and cfg is None:
+        raise ValueError('convert_file needs the module to fill (model=) or the config to build it from (cfg=)')
     params = load_params(path)
     params, _ = with_prefixes(params)
     kind = kind or detect_kind(params, path)
     if model is None:
-        model = build_target(kind, cfg if cfg is not None else default_cfg(kind), device=device)
+        model = build_target(kind, cfg, device=device)
     return convert_params(params, model, kind=kind, source=str(path), plain_bbox=plain_bbox, ignore=ignore,
                           strict=strict)
 
@@ -401,7 +388,7 @@ def source_stamp(path):
 
 def conversion_checkpoint(conv, src_path):
     """The .pth content written for a conversion: a checkpoint of this project ('model' entry, 'module'
-    = where its keys sit in a whole model; lib/utils/weights.py loads it) plus provenance."""
+    = where its keys sit in a whole model; lib/model/weights.py loads it) plus provenance."""
     return {'model': conv.state_dict, 'kind': conv.kind, 'module': MODULE_PATH[conv.kind],
             'converted_from': source_stamp(src_path), 'ignored': dict(conv.ignored), 'kept': dict(conv.kept),
             'notes': list(conv.notes), 'cache_format': CACHE_FORMAT}
@@ -478,7 +465,6 @@ def cached_conversion(params_path, model, kinds=None, log=print, write_cache=Tru
     loaded_cache: the cache file's content if the caller has already loaded it. kw: convert_params
     options. Returns (state_dict, module, info) with info = {'kind', 'module_path', 'cache' (None if
     not written), 'from_cache', 'conversion' (None when read from the cache)}."""
-    from lib.utils.mxnet_params import load_params
     cache = cache_path_for(params_path)
     hit, foreign = _load_cache(cache, params_path, model, kinds, loaded_cache)
     if hit is not None:
@@ -507,7 +493,7 @@ def cached_conversion(params_path, model, kinds=None, log=print, write_cache=Tru
     return conv.state_dict, conv.module, info
 
 
-__all__ = ['KINDS', 'MODULE_PATH', 'DEFAULT_CFGS', 'IGNORED_BY_NAME', 'Conversion', 'MXNetConversionError',
-           'detect_kind', 'select_module', 'build_target', 'register_part', 'is_part', 'part_path', 'default_cfg',
+__all__ = ['KINDS', 'MODULE_PATH', 'IGNORED_BY_NAME', 'Conversion', 'MXNetConversionError',
+           'detect_kind', 'select_module', 'build_target', 'register_model', 'is_part', 'part_path',
            'convert_params', 'convert_file',
            'write_conversion', 'cache_path_for', 'cached_conversion', 'is_conversion', 'with_prefixes']

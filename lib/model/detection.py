@@ -15,27 +15,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import lib.ops as ops
+from lib.bbox.bbox_transform import bbox_pred as decode, clip_boxes
 from lib.config import configurable
 from lib.rcnn.losses import rcnn_bbox_loss, rcnn_cls_loss, rpn_bbox_loss, rpn_cls_loss
 from lib.rcnn.ohem import ohem_select
 from lib.rcnn.proposal_target import RoiSampling, sample_rois
 
-from .resnet_v1 import ResNetV1, resnet_v1
+from .resnet_v1 import build_backbone
 
 
 def _normal_init(module, std=0.01):
     nn.init.normal_(module.weight, 0.0, std)
     nn.init.zeros_(module.bias)
-
-
-def build_backbone(cfg):
-    net = cfg.network
-    if net.RESNET_UNITS:
-        return ResNetV1(units=tuple(net.RESNET_UNITS), width=int(net.RESNET_WIDTH), train_bn=bool(net.TRAIN_BN))
-    if int(net.RESNET_WIDTH) != 64:
-        return ResNetV1(units={50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[int(net.RESNET_DEPTH)],
-                        width=int(net.RESNET_WIDTH), train_bn=bool(net.TRAIN_BN))
-    return resnet_v1(int(net.RESNET_DEPTH), train_bn=bool(net.TRAIN_BN))
 
 
 class FeatureNet(nn.Module):
@@ -208,7 +199,6 @@ def im_detect_boxes(out, im_info):
     """Decode the heads' test outputs into image-space boxes per class (docs/fidelity.md §8.1): rois (R, 5) ->
     boxes + bbox_pred deltas -> clipped to the resized image -> divided by im_scale.
     Returns scores (R, C) and boxes (R, 4*num_reg_classes) for each image of the batch as lists."""
-    from lib.bbox.bbox_transform import bbox_pred as decode, clip_boxes
     rois, prob, deltas = out['rois'], out['cls_prob'], out['bbox_pred']
     scores, boxes = [], []
     for b in range(im_info.shape[0]):
@@ -220,4 +210,4 @@ def im_detect_boxes(out, im_info):
     return scores, boxes
 
 
-__all__ = ['FeatureNet', 'DetectionHeads', 'ProposalParams', 'build_backbone', 'im_detect_boxes']
+__all__ = ['FeatureNet', 'DetectionHeads', 'ProposalParams', 'im_detect_boxes']

@@ -135,3 +135,13 @@ def resnet_v1(depth=101, train_bn=False, width=64):
     if int(depth) not in DEPTH_UNITS:
         raise ValueError(f'ResNet-v1 depth must be one of {sorted(DEPTH_UNITS)}, got {depth}')
     return ResNetV1(units=DEPTH_UNITS[int(depth)], width=width, train_bn=train_bn)
+
+
+def build_backbone(cfg):
+    net = cfg.network
+    if net.RESNET_UNITS:
+        return ResNetV1(units=tuple(net.RESNET_UNITS), width=int(net.RESNET_WIDTH), train_bn=bool(net.TRAIN_BN))
+    if int(net.RESNET_WIDTH) != 64:
+        return ResNetV1(units={50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[int(net.RESNET_DEPTH)],
+                        width=int(net.RESNET_WIDTH), train_bn=bool(net.TRAIN_BN))
+    return resnet_v1(int(net.RESNET_DEPTH), train_bn=bool(net.TRAIN_BN))

@@ -25,7 +25,7 @@ def load_library():
         raise ImportError(
             f"Could not load {candidates[0]}: {e}. It was probably built against another torch version: rebuild with "
             "`python setup.py build_ext --inplace` (README: Troubleshooting).", name=OPS_MODULE) from e
-    from . import _registrations  # noqa: F401  (fake kernels + autograd, need the schemas loaded)
+    from . import _registrations  # noqa: F401  # lazy: fake kernels + autograd, need the schemas loaded
     _loaded = True
 
 

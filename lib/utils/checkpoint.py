@@ -3,7 +3,7 @@ checkpoints, 'optimizer', the position in the schedule, 'rng' and 'cfg'. Written
 torch.load(weights_only=True) (lib/utils/fileio.py), so every entry is a tensor or a plain value.
 
 'module' (optional): where the state dict's keys sit in a whole RFCN / DFF model ('' or absent: the whole
-model; 'feature.backbone', 'flownet': that part). Loading a file into a module: lib/utils/weights.py."""
+model; 'feature.backbone', 'flownet': that part). Loading a file into a module: lib/model/weights.py."""
 import os
 
 from lib.utils.fileio import load_torch, save_torch

@@ -154,7 +154,7 @@ def save_torch(path, obj):
 
 # numpy arrays and scalars (data only) in checkpoints written before RNG states were stored as lists
 def _legacy_numpy_globals():
-    import numpy.dtypes as dtypes
+    import numpy.dtypes as dtypes  # lazy: only for legacy checkpoints; numpy.dtypes needs numpy >= 1.25
     core = getattr(np, '_core', None) or np.core
     names = [n for n in dir(dtypes) if n.endswith('DType') and n != 'ObjectDType']
     return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype] + \

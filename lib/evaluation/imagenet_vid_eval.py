@@ -2,11 +2,11 @@
 
 Pure numpy / xml.etree / stdlib, so a saved detections file can be re-scored anywhere:
 
-    python -m lib.dataset.imagenet_vid_eval --dets results/det_VID_val_frames_all.txt \\
+    python -m lib.evaluation.imagenet_vid_eval --dets results/det_VID_val_frames_all.txt \\
         --eval-list data/ILSVRC2015/ImageSets/VID_val_frames.txt \\
         --annotations data/ILSVRC2015/Annotations/VID --classes imagenet_vid [--out eval.json]
 
-Protocol (docs/fidelity.md §8.5, the ILSVRC2015 VID devkit as ported in the official
+Protocol (``dff_spec.md`` section 7, the ILSVRC2015 VID devkit as ported in the official
 ``lib/dataset/imagenet_vid_eval.py``):
 
 * Ground truth: ``<annotation_root>/<frame_path>.xml`` for every frame of the evaluation list, raw float
@@ -56,10 +56,13 @@ import os
 import pickle
 import sys
 import warnings
-import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from lib.config import load_config
+from lib.dataset.loader import get_imdb_class
+from lib.dataset.vid_annotations import parse_vid_xml
+from lib.dataset.vid_classes import dataset_classes, get_class_list, wnid_to_index
 from lib.utils.fileio import atomic_write, write_text
 
 DEFAULT_IOU_THR = 0.5
@@ -122,81 +125,6 @@ def _json_clean(obj):
 
 # ----------------------------------------------------------------------------------------------------
 # annotations
-
-def parse_vid_xml(path, class_to_index, unknown="raise"):
-    """Read one ILSVRC VID/DET annotation XML.
-
-    Returns ``{'height': int, 'width': int, 'boxes': (n,4) float64 [xmin, ymin, xmax, ymax] as written
-    in the file (no clipping, no shift), 'labels': (n,) int64 class indices, 'trackids': (n,) int64
-    (-1 where the object has no <trackid>, e.g. DET)}``.
-
-    ``unknown``: what to do with an object whose WNID is not in ``class_to_index``: ``'raise'`` (the
-    evaluation; the original eval raises too) or ``'drop'`` (the training roidb, docs/fidelity.md §7.2).
-
-    Raises FileNotFoundError for a missing file, ValueError (naming the file) for malformed XML, a
-    missing/non-numeric field, or (with ``unknown='raise'``) an object whose WNID is not in
-    ``class_to_index``.
-    """
-    if unknown not in ("raise", "drop"):
-        raise ValueError(f"unknown={unknown!r}: expected 'raise' or 'drop'")
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise ValueError(f"{path}: malformed annotation XML ({exc})") from None
-
-    def number(elem, tag, where):
-        text = elem.findtext(tag)
-        if text is None or not text.strip():
-            raise ValueError(f"{path}: missing <{tag}> in {where}")
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"{path}: <{tag}> in {where} is not a number: {text.strip()!r}") from None
-
-    size = root.find("size")
-    if size is None:
-        raise ValueError(f"{path}: missing <size>")
-    height = number(size, "height", "<size>")
-    width = number(size, "width", "<size>")
-
-    boxes, labels, trackids = [], [], []
-    for k, obj in enumerate(root.findall("object")):
-        where = f"object #{k}"
-        wnid = (obj.findtext("name") or "").strip()
-        if not wnid:
-            raise ValueError(f"{path}: missing <name> in {where}")
-        if wnid not in class_to_index:
-            if unknown == "drop":
-                continue
-            raise ValueError(f"{path}: {where} has WNID {wnid!r}, which is not in the class list "
-                             f"({len(class_to_index)} classes)")
-        tid_text = obj.findtext("trackid")
-        if tid_text is None or not tid_text.strip():
-            trackid = -1
-        else:
-            try:
-                trackid = int(tid_text.strip())
-            except ValueError:
-                raise ValueError(f"{path}: <trackid> in {where} is not an integer: "
-                                 f"{tid_text.strip()!r}") from None
-        bndbox = obj.find("bndbox")
-        if bndbox is None:
-            raise ValueError(f"{path}: missing <bndbox> in {where}")
-        boxes.append([number(bndbox, t, where) for t in ("xmin", "ymin", "xmax", "ymax")])
-        labels.append(int(class_to_index[wnid]))
-        trackids.append(trackid)
-
-    return {
-        "height": int(round(height)),
-        "width": int(round(width)),
-        "boxes": np.asarray(boxes, np.float64).reshape(-1, 4),
-        "labels": np.asarray(labels, np.int64),
-        "trackids": np.asarray(trackids, np.int64),
-    }
-
 
 def gt_iou_thresholds(boxes, default_thr=DEFAULT_IOU_THR, pixel_tolerance=PIXEL_TOLERANCE):
     """Per-gt IoU threshold ``min(0.5, w*h / ((w+10)*(h+10)))``, w/h with the "+1" convention."""
@@ -723,10 +651,7 @@ def print_ap_table(result, class_names):
 def resolve_classes(classes):
     """(names, wnids) from a registered class list name, or from a yaml config: its dataset.CLASSES, else
     its dataset's registered list (so an own dataset's config re-scores its own detections)."""
-    from lib.dataset.vid_classes import dataset_classes, get_class_list
     if str(classes).endswith((".yaml", ".yml")):
-        from lib.config import load_config
-        from lib.dataset.loader import get_imdb_class
         cfg = load_config(classes)
         return dataset_classes(cfg, get_imdb_class(cfg.dataset.dataset).class_list)
     return get_class_list(classes)
@@ -735,8 +660,6 @@ def resolve_classes(classes):
 def evaluate_det_file(det_path, eval_list, annotation_root, classes="imagenet_vid", cache_file=None,
                       motion=True, verbose=True):
     """Read a detections file, the evaluation list (either format) and the annotations; score."""
-    from lib.dataset.vid_classes import wnid_to_index
-
     names, wnids = resolve_classes(classes)
     frames = read_frame_list(eval_list)
     gt = load_gt(annotation_root, frames, wnid_to_index(wnids), cache_file=cache_file)
@@ -754,7 +677,7 @@ def write_eval_json(path, result, time_per_image_s=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m lib.dataset.imagenet_vid_eval",
+        prog="python -m lib.evaluation.imagenet_vid_eval",
         description="Re-score a saved ImageNet VID detections file (frame_id class score x1 y1 x2 y2).")
     parser.add_argument("--dets", required=True, help="detections file, e.g. results/det_VID_val_frames_all.txt")
     parser.add_argument("--eval-list", required=True,

@@ -34,6 +34,11 @@ import cv2
 import numpy as np
 import torch
 
+from lib.config import load_config, update_from_list
+from lib.dataset.loader import get_imdb_class
+from lib.dataset.vid_classes import dataset_classes
+from lib.utils.cli import run_cli
+from lib.utils.device import resolve_device
 from lib.utils.fileio import write_bytes
 from lib.utils.flow_io import color_wheel, flow_to_color  # noqa: F401 (the demos' flow colouring)
 from lib.utils.image import read_image, resize, to_tensor
@@ -201,8 +206,6 @@ def prepare_frame(im, cfg):
 def class_names_from_cfg(cfg):
     """Class names (background first) of the config's dataset: dataset.CLASSES, else the imdb class's
     registered class list; the dataset itself is neither loaded nor generated."""
-    from lib.dataset.loader import get_imdb_class
-    from lib.dataset.vid_classes import dataset_classes
     try:
         return list(dataset_classes(cfg, get_imdb_class(cfg.dataset.dataset).class_list)[0])
     except ValueError as e:
@@ -211,7 +214,7 @@ def class_names_from_cfg(cfg):
 
 def demo_postprocess(scores, boxes, cfg, thresh):
     """The original demo's post-processing (see the module docstring). Rows [class, score, x1, y1, x2, y2]."""
-    from lib.core.tester import postprocess
+    from lib.core.tester import postprocess  # lazy: it loads the custom ops; the demos' --help works without them
     return postprocess(scores, boxes, float(thresh), float(cfg.TEST.NMS), 0, bool(cfg.CLASS_AGNOSTIC))
 
 
@@ -409,8 +412,6 @@ def demo_arg_parser(description, dff=False):
 def setup(args):
     """Config (yaml + --set + --device), the torch device, the class names and the frame source (opened
     first, so that a bad input is reported before a model is built)."""
-    from lib.config import load_config, update_from_list
-    from lib.core.trainer import resolve_device
     cfg = update_from_list(load_config(args.cfg), args.set)
     if args.device is not None:
         update_from_list(cfg, [f'device={args.device}'], source='--device')
@@ -502,6 +503,5 @@ def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_d
 
 def cli(main, argv=None):
     """Run main(argv); input and config errors end with one 'error:' line and exit status 2 (lib.utils.cli)."""
-    from lib.utils.cli import run_cli
     run_cli(main, argv)
 

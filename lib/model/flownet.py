@@ -18,7 +18,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lib.config import configurable
-from lib.model.convert_mxnet import register_part
 
 
 def _crop(x, like):
@@ -106,4 +105,6 @@ class FlowNetS(nn.Module):
         return flow, scale
 
 
-register_part('flownet', FlowNetS)  # official flownet-0000.params / a DFF file's flow_* names fill a FlowNetS
+def build_flownet(cfg):
+    """The FlowNet-S of a config (network.DFF_FEAT_DIM, network.FLOW_WIDTH_MULT)."""
+    return FlowNetS(cfg)

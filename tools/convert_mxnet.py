@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Convert an official MXNet checkpoint of Deep Feature Flow into this port's .pth (docs/official_models.md).
 
-    python model/convert_mxnet.py model/pretrained_model/resnet_v1_101-0000.params
-    python model/convert_mxnet.py model/pretrained_model/flownet-0000.params
-    python model/convert_mxnet.py model/rfcn_vid-0000.params
-    python model/convert_mxnet.py model/rfcn_dff_flownet_vid-0000.params [DST.pth] [--cfg CFG] [--set KEY=VALUE ...]
+    python tools/convert_mxnet.py model/pretrained_model/resnet_v1_101-0000.params
+    python tools/convert_mxnet.py model/pretrained_model/flownet-0000.params
+    python tools/convert_mxnet.py model/rfcn_vid-0000.params
+    python tools/convert_mxnet.py model/rfcn_dff_flownet_vid-0000.params [DST.pth] [--cfg CFG] [--set KEY=VALUE ...]
 
 The kind of file (pretrained ResNet / pretrained FlowNet / trained R-FCN / trained DFF) is told from its
 names. DST defaults to SRC with .pth instead of .params. The target network is built from --cfg (default:
@@ -22,15 +22,20 @@ import argparse
 import os
 import sys
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from lib.config import load_config, update_from_list
+from lib.model.convert_mxnet import (KINDS, build_target, cache_path_for, convert_params, detect_kind, with_prefixes,
+                                     write_conversion)
+from lib.utils.cli import run_cli
+from lib.utils.mxnet_params import load_params
 
-from lib.config import load_config, update_from_list  # noqa: E402
-from lib.model.convert_mxnet import (DEFAULT_CFGS, KINDS, build_target, cache_path_for,  # noqa: E402
-                                     convert_params, detect_kind, with_prefixes, write_conversion)
-from lib.utils.cli import run_cli  # noqa: E402
-from lib.utils.mxnet_params import load_params  # noqa: E402
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+# the real configs of the official experiments (the default when converting without --cfg)
+DEFAULT_CFGS = {
+    'resnet': 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
+    'flownet': 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml',
+    'rfcn': 'experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
+    'dff': 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml',
+}
 
 
 def parse_args(argv=None):
@@ -57,6 +62,9 @@ def main(argv=None):
     kind = args.kind or detect_kind(params, args.src)
     cfg_path = args.cfg or os.path.join(ROOT, DEFAULT_CFGS[kind])
     cfg = update_from_list(load_config(cfg_path), args.set)
+    if kind in ('rfcn', 'dff'):  # the whole models register themselves with the converter when imported
+        import dff_rfcn.model  # noqa: F401  # lazy: loads the custom ops, which the pretrained kinds do without
+        import rfcn.model  # noqa: F401  # lazy: loads the custom ops, which the pretrained kinds do without
     target = build_target(kind, cfg, device='meta')  # names and shapes only
     conv = convert_params(params, target, kind=kind, source=args.src, plain_bbox=args.bbox, ignore=args.ignore)
     print(f'config: {cfg_path}' + (f' with {" ".join(args.set)}' if args.set else ''))
