@@ -1,4 +1,4 @@
-"""Test DFF on video (spec 6.1): per video, frame 0 and every KEY_FRAME_INTERVAL-th frame after it is a
+"""Test DFF on video (docs/fidelity.md §8.2): per video, frame 0 and every KEY_FRAME_INTERVAL-th frame after it is a
 key frame (full network, features cached); every other frame runs FlowNet + warp + heads against the
 last key frame. Videos are split whole across ranks. Same detections file and eval.json as the baseline."""
 import os

@@ -1,10 +1,10 @@
 """Official MXNet checkpoints -> PyTorch (lib/model/convert_mxnet.py, tools/convert_mxnet.py, the .params
-paths of lib/utils/pretrained.py and lib/utils/checkpoint.py), spec 8.1, 8.2.
+paths of lib/utils/pretrained.py and lib/utils/checkpoint.py), docs/fidelity.md §10.
 
 Fixtures (tests/fixtures/mxnet_models, made with MXNet 1.9.1 by make_mxnet_fixtures.py): the four kinds
 of official file for a reduced network (TINY_SET) with random weights, and the outputs of MXNet symbols
 of the baseline and DFF test networks with those weights (parity tests). The full-size test writes a
-synthetic file with every official ResNet-101 / FlowNet / head name and shape (spec 8.2) with this
+synthetic file with every official ResNet-101 / FlowNet / head name and shape (docs/fidelity.md §10.2) with this
 project's writer and converts it into the real-config DFF model."""
 import os
 import shutil
@@ -454,7 +454,7 @@ def test_parity_dff_key_and_current_frame(golden):
 
 # ------------------------------------------------------------------------------------------- full size
 def official_dff_shapes():
-    """Every name and shape of a trained official DFF file, built from spec 8.2 (not from the model)."""
+    """Every name and shape of a trained official DFF file, (docs/fidelity.md §10.2), not taken from the model."""
     sh = {'arg:conv1_weight': (64, 3, 7, 7)}
 
     def bn(name, c):

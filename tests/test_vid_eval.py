@@ -95,7 +95,7 @@ def test_parse_errors_name_the_file(tmp_path):
     write_xml(p, [(AIRPLANE, 0, (0, 0, 9, 9)), ("n99999999", 1, (0, 0, 9, 9))])
     with pytest.raises(ValueError, match=r"bad_wnid\.xml.*n99999999"):
         parse_vid_xml(p, VID_C2I)
-    # the training roidb drops such objects instead (spec 5.3)
+    # the training roidb drops such objects instead (docs/fidelity.md §7.2)
     rec = parse_vid_xml(p, VID_C2I, unknown="drop")
     np.testing.assert_array_equal(rec["labels"], [1])
     np.testing.assert_array_equal(rec["trackids"], [0])

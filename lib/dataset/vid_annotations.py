@@ -14,7 +14,7 @@ def parse_vid_xml(path, class_to_index, unknown="raise"):
     (-1 where the object has no <trackid>, e.g. DET)}``.
 
     ``unknown``: what to do with an object whose WNID is not in ``class_to_index``: ``'raise'`` (the
-    evaluation; the original eval raises too) or ``'drop'`` (the training roidb, spec 5.3).
+    evaluation; the original eval raises too) or ``'drop'`` (the training roidb, docs/fidelity.md §7.2).
 
     Raises FileNotFoundError for a missing file, ValueError (naming the file) for malformed XML, a
     missing/non-numeric field, or (with ``unknown='raise'``) an object whose WNID is not in

@@ -6,7 +6,7 @@ Pure numpy / xml.etree / stdlib, so a saved detections file can be re-scored any
         --eval-list data/ILSVRC2015/ImageSets/VID_val_frames.txt \\
         --annotations data/ILSVRC2015/Annotations/VID --classes imagenet_vid [--out eval.json]
 
-Protocol (``dff_spec.md`` section 7, the ILSVRC2015 VID devkit as ported in the official
+Protocol (docs/fidelity.md §8.5, the ILSVRC2015 VID devkit as ported in the official
 ``lib/dataset/imagenet_vid_eval.py``):
 
 * Ground truth: ``<annotation_root>/<frame_path>.xml`` for every frame of the evaluation list, raw float
