@@ -13,9 +13,10 @@ from .imagenet_vid import append_flipped_images, filter_roidb
 
 
 def get_imdb_class(name):
+    from .cocovid import CocoVID
     from .synthetic_dataset import SyntheticVID
     from .imagenet_vid import ImageNetVID
-    classes = {'ImageNetVID': ImageNetVID, 'SyntheticVID': SyntheticVID}
+    classes = {'ImageNetVID': ImageNetVID, 'SyntheticVID': SyntheticVID, 'CocoVID': CocoVID}
     if name not in classes:
         raise ValueError(f"dataset.dataset = {name!r} is not known; choose one of {sorted(classes)}")
     return classes[name]
