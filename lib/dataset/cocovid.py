@@ -12,7 +12,7 @@ file's order, the label of each (what the ILSVRC XML calls the WNID) its ``encod
 With ``dataset.dataset: CocoVID``, image set ``X`` is ``<dataset_path>/annotations/X.json`` and its file
 names are relative to ``<dataset_path>/<img_prefix>``. Training takes the frames marked
 ``is_vid_train_frame`` when the file marks any (mmtracking's 15 frames per video) and every still image;
-otherwise every image. Testing takes every image, video by video in frame order; an image's id is its global
+otherwise every image (an image's own is_vid_train_frame: false leaves it out). Testing takes every image, video by video in frame order; an image's id is its global
 frame id in the detections file.
 
 A malformed file is a ValueError naming the file and its first bad entry.
@@ -46,6 +46,14 @@ def _is_number(v):
 def has_video(image):
     """Whether an image entry is a frame of a video (a still image has no video_id, or -1 / null)."""
     return image.get('video_id') not in (None, -1)
+
+
+def is_train_image(image, marked):
+    """Whether training takes an image: its is_vid_train_frame when it has one; else a still image always, a
+    video frame when the file marks no image (marked: whether any image has is_vid_train_frame)."""
+    if 'is_vid_train_frame' in image:
+        return image['is_vid_train_frame']
+    return not has_video(image) or not marked
 
 
 class _Checker:
@@ -321,14 +329,12 @@ class CocoVID(ImageNetVID):
         return cocovid_json(self.data_path, self.image_set)
 
     def _load_image_set_index(self):
-        """The training images (image ids, file order): the marked frames when the file marks any, else every
-        video frame, and every still image; each video's frame pattern."""
+        """The training images (image ids, file order; is_train_image)."""
         marked = self.file.marks_train_frames()
-        self.image_set_index = [im['id'] for im in self.file.images
-                                if not has_video(im) or not marked or im.get('is_vid_train_frame')]
+        self.image_set_index = [im['id'] for im in self.file.images if is_train_image(im, marked)]
         if not self.image_set_index:
-            raise ValueError(f"{self.image_set_file}: no image to train on (no still image and no video frame "
-                             f"marked is_vid_train_frame)")
+            raise ValueError(f"{self.image_set_file}: no image to train on (every image has is_vid_train_frame "
+                             f"false)")
         self._patterns = {}
 
     def image_path(self, image_id):
