@@ -38,7 +38,7 @@ def cocovid_copy(tmp):
 
 
 def coco_sets(tmp, out=None):
-    return [f'dataset.dataset=CocoVID', f'dataset.dataset_path={out or os.path.join(tmp, "cocovid")}',
+    return ['dataset.dataset=CocoVID', f'dataset.dataset_path={out or os.path.join(tmp, "cocovid")}',
             f'dataset.img_prefix={os.path.join(tmp, "synthetic_vid", "Data")}']
 
 
@@ -117,7 +117,7 @@ def test_round_trip_ilsvrc_cocovid_ilsvrc_gives_identical_lists_and_roidbs(data)
             assert open(os.path.join(root, where, image_set + '.txt')).read() == \
                 open(os.path.join(back, where, image_set + '.txt')).read()
     cfg = update_from_list(load_config(os.path.join(ROOT, RFCN_CFG)), tiny_overrides(tmp) + [
-        'dataset.dataset=ImageNetVID', f'dataset.CLASSES={json.dumps([list(p) for p in zip(CLASSES[1][1:], CLASSES[0][1:])])}'])
+        'dataset.dataset=ImageNetVID', f'dataset.CLASSES={json.dumps(list(zip(CLASSES[1][1:], CLASSES[0][1:])))}'])
     for image_set in SETS:
         a = SyntheticVID(image_set, os.path.join(tmp, 'cache_a'), root)
         b = ImageNetVID(image_set, os.path.join(tmp, 'cache_b'), back, cfg=cfg)
@@ -229,12 +229,15 @@ def _set(where, k, key, value):
 
 
 BAD = [
-    (_drop('images'), r"top level: missing key 'images' \(a CocoVID file has videos, images, annotations, categories\)"),
+    (_drop('images'), r"top level: missing key 'images' \(a CocoVID file has videos, images, annotations, "
+                      r"categories\)"),
     (_drop('categories'), r"top level: missing key 'categories'"),
     (_set('images', 2, 'file_name', KeyError), r"images\[2\] \(id 3\): missing key 'file_name'"),
-    (_set('annotations', 4, 'bbox', [150, 10, 20, 10]), r"annotations\[4\] \(id 5\): bbox \[150, 10, 20, 10\] is outside "
+    (_set('annotations', 4, 'bbox', [150, 10, 20, 10]), r"annotations\[4\] \(id 5\): bbox \[150, 10, 20, 10\] "
+                                                        r"is outside "
                                                         r"image 5 \(160 x 96\)"),
-    (_set('annotations', 1, 'bbox', [-1, 10, 20, 10]), r"annotations\[1\] \(id 2\): bbox \[-1, 10, 20, 10\] is outside"),
+    (_set('annotations', 1, 'bbox', [-1, 10, 20, 10]), r"annotations\[1\] \(id 2\): bbox \[-1, 10, 20, 10\] "
+                                                       r"is outside"),
     (_set('annotations', 1, 'bbox', [1, 10, -2, 10]), r"annotations\[1\] \(id 2\): bbox .* negative width or height"),
     (_set('images', 6, 'video_id', 9), r"images\[6\] \(id 7\): unknown video_id 9"),
     (_set('annotations', 3, 'category_id', 17), r"annotations\[3\] \(id 4\): unknown category_id 17"),
@@ -244,7 +247,8 @@ BAD = [
     (_set('categories', 2, 'id', 1), r"categories\[2\] \(id 1\): duplicate id 1 \(also categories\[0\]\)"),
     (_set('categories', 3, 'name', 'car'), r"categories\[3\] \(id 4\): duplicate name 'car' \(also categories\[1\]\)"),
     (_set('videos', 0, 'id', 'one'), r"videos\[0\] \(id 'one'\): id = 'one': expected an integer"),
-    (_set('images', 5, 'frame_id', 2), r"images\[5\] \(id 6\): duplicate \(video_id, frame_id\) \(1, 2\) \(also images\[2\]\)"),
+    (_set('images', 5, 'frame_id', 2), r"images\[5\] \(id 6\): duplicate \(video_id, frame_id\) \(1, 2\) "
+                                       r"\(also images\[2\]\)"),
     (_set('images', 0, 'width', 0), r"images\[0\] \(id 1\): width = 0: expected a positive integer"),
     (_set('annotations', 0, 'instance_id', 'a'), r"annotations\[0\] \(id 1\): instance_id = 'a'"),
 ]
@@ -274,7 +278,8 @@ def test_bad_json_is_one_error_line_from_the_tools_and_the_entry_scripts(data, t
                 f"image 3 (160 x 96)")
     proc = subprocess.run([sys.executable, 'tools/convert_dataset.py', 'to-ilsvrc', '--json',
                            str(bad / 'VID_train_15frames.json'),
-                           '--img-prefix', os.path.join(root, 'Data'), '--out', str(tmp_path / 'x'), '--image-set', 'v'],
+                           '--img-prefix', os.path.join(root, 'Data'), '--out', str(tmp_path / 'x'),
+                           '--image-set', 'v'],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith(expected), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 2 and not os.path.exists(tmp_path / 'x')  # + the DFF_DEBUG hint
@@ -294,7 +299,8 @@ def test_class_list_comes_from_the_json(data, tmp_path):
     from lib.utils.demo import class_names_from_cfg
     cfg = coco_cfg(tmp)
     assert class_names_from_cfg(cfg) == list(CLASSES[0])  # the test set's json, without loading the dataset
-    with pytest.raises(ValueError, match=r'dataset.NUM_CLASSES = 31 but the categories of .*VID_val_frames.json give 6'):
+    with pytest.raises(ValueError, match=r'NUM_CLASSES = 31 but the class list from the categories of '
+                                         r'.*_frames.json gives 6'):
         make_imdb(coco_cfg(tmp, extra=['dataset.NUM_CLASSES=31']), 'VID_val_frames')
     with pytest.raises(ValueError, match='a CocoVID dataset takes its classes from the json'):
         make_imdb(coco_cfg(tmp, extra=['dataset.CLASSES=["n02691156"]']), 'VID_val_frames')

@@ -12,8 +12,8 @@ file's order, the label of each (what the ILSVRC XML calls the WNID) its ``encod
 With ``dataset.dataset: CocoVID``, image set ``X`` is ``<dataset_path>/annotations/X.json`` and its file
 names are relative to ``<dataset_path>/<img_prefix>``. Training takes the frames marked
 ``is_vid_train_frame`` when the file marks any (mmtracking's 15 frames per video) and every still image;
-otherwise every image (an image's own is_vid_train_frame: false leaves it out). Testing takes every image, video by video in frame order; an image's id is its global
-frame id in the detections file.
+otherwise every image (an image's own is_vid_train_frame: false leaves it out). Testing takes every image,
+video by video in frame order; an image's id is its global frame id in the detections file.
 
 A malformed file is a ValueError naming the file and its first bad entry.
 """
@@ -292,7 +292,7 @@ def cocovid_classes(cfg):
     for where, cat in checker.entries('categories'):
         checker.require(where, cat, 'name', lambda v: isinstance(v, str) and v.strip(), 'a name')
     names, wnids = categories_classes(data['categories'])
-    return names, wnids, f"the categories of {path}"
+    return names, wnids, f"the class list from the categories of {path}"
 
 
 class CocoVID(ImageNetVID):
@@ -313,9 +313,8 @@ class CocoVID(ImageNetVID):
         self.image_root = os.path.join(dataset_path, prefix) if prefix else dataset_path
         self.cache_path = os.path.join(root_path, 'cache')
         self.file = CocoVIDFile(self.image_set_file)
-        names, wnids = self.file.classes
-        self.classes, self.wnids = dataset_classes(cfg, lambda _: (names, wnids, f"the categories of "
-                                                                                 f"{self.image_set_file}"))
+        source = f"the class list from the categories of {self.image_set_file}"
+        self.classes, self.wnids = dataset_classes(cfg, lambda _: self.file.classes + (source,))
         self.num_classes = len(self.classes)
         if cfg is not None and image_set != cfg.dataset.test_image_set:
             test_json = cocovid_json(dataset_path, cfg.dataset.test_image_set)

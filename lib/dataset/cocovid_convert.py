@@ -45,7 +45,8 @@ def _number(v):
 def ilsvrc_to_cocovid(root, image_set, classes, list_kind='auto'):
     """The CocoVID dict of one ILSVRC image set, and a summary dict (counts). classes: (names, wnids),
     background first (lib/dataset/vid_classes.py). list_kind: 'train' (every image marked
-    is_vid_train_frame, true for the listed ones; ids numbered 1..; objects with another label left out as the training roidb does),
+    is_vid_train_frame, true for the listed ones; ids numbered 1..; objects with another label left out as
+    the training roidb does),
     'test' (ids = the list's global frame ids, another label is an error as in the evaluation) or 'auto'
     (test when every line is a whole video or a frame with its own id, else train)."""
     if list_kind not in ('auto', 'train', 'test'):
@@ -122,7 +123,8 @@ def ilsvrc_to_cocovid(root, image_set, classes, list_kind='auto'):
                 instance = instance_ids.setdefault((video_id, int(track)), len(instance_ids) + 1)
             w, h = x2 - x1, y2 - y1
             data['annotations'].append({
-                'id': len(data['annotations']) + 1, 'image_id': image_id, 'video_id': -1 if video_id is None else video_id,
+                'id': len(data['annotations']) + 1, 'image_id': image_id,
+                'video_id': -1 if video_id is None else video_id,
                 'category_id': int(label), 'instance_id': instance,
                 'bbox': [_number(x1), _number(y1), _number(w), _number(h)], 'area': _number(w * h), 'iscrowd': 0})
 
