@@ -81,6 +81,7 @@ def _defaults():
     config.dataset.test_image_set = 'VID_val_videos'
     config.dataset.root_path = './data'
     config.dataset.dataset_path = './data/ILSVRC2015'
+    config.dataset.img_prefix = ''           # [port] CocoVID: folder the json's file_name is relative to (under dataset_path, or absolute); '': dataset_path
     config.dataset.NUM_CLASSES = 31
     config.dataset.CLASSES = []              # [port] own class list: entries 'label' or [label, name], label = the XML <name>; background implied
     config.dataset.proposal = 'rpn'

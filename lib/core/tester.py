@@ -10,6 +10,7 @@ where each frame's lines are; rank 0 then merges the files into det_<image_set>_
 frame-id order (the original's rows, sorted by frame id, class, descending score), and removes them.
 The evaluation then reads that file, as the original's did.
 """
+import functools
 import os
 import time
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 import lib.ops as ops
 from lib.dataset.loader import make_imdb
-from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, load_gt, print_ap_table,
+from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, load_gt, make_gt, print_ap_table,
                                               read_detections, write_eval_json, write_frame_list)
 from lib.model.weights import load_model_weights
 from lib.utils import dist
@@ -178,11 +179,13 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
     try:
         class_to_index = {w: i for i, w in enumerate(class_names[1]) if i > 0}
         frame_list = [(f['index'], f['frame_id']) for f in frames]
+        # annotation_root: the XML folder, or a function (frame_list, class_to_index, cache_file=) -> gt (CocoVID)
+        load = annotation_root if callable(annotation_root) else functools.partial(load_gt, annotation_root)
         if rank == 0:
-            gt = load_gt(annotation_root, frame_list, class_to_index, cache_file=gt_cache)
+            gt = load(frame_list, class_to_index, cache_file=gt_cache)
         dist.barrier()
         if rank != 0:
-            gt = load_gt(annotation_root, frame_list, class_to_index, cache_file=gt_cache)
+            gt = load(frame_list, class_to_index, cache_file=gt_cache)
         sizes = [(r['height'], r['width']) for r in gt['records']]
         timing = detect_to_file(cfg, frames, detect, det_file, thresh, sizes=sizes, by_video=by_video, desc=desc,
                                 device=device)
@@ -223,7 +226,11 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
         load_model_weights(model, checkpoint, cfg=cfg)
     model.to(dev).eval()
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
-    annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
+    if hasattr(imdb, 'eval_records'):  # ground truth from the dataset itself (CocoVID json), not from XML files
+        def annotation_root(frames, class_to_index, cache_file=None):
+            return make_gt(frames, imdb.eval_records(frames, class_to_index), class_to_index)
+    else:
+        annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
     run_info = run_record(cfg, checkpoint, dev, settings) if dist.rank() == 0 else None
     return run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
                     annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,

@@ -127,35 +127,8 @@ class ImageNetVID:
             raise FileNotFoundError(f"image not found: {image} (listed in {self.image_set_file})")
         xml = self.annotation_path(index)
         rec = parse_vid_xml(xml, self._wnid_to_index, unknown='drop')
-        height, width = rec['height'], rec['width']
-        boxes = rec['boxes'].copy()
-        # docs/fidelity.md §7.2: clip to the image, no -1 shift, stored as uint16 (fractions truncated)
-        boxes[:, 0] = np.maximum(boxes[:, 0], 0)
-        boxes[:, 1] = np.maximum(boxes[:, 1], 0)
-        boxes[:, 2] = np.minimum(boxes[:, 2], width - 1)
-        boxes[:, 3] = np.minimum(boxes[:, 3], height - 1)
-        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
-        if inverted.any():
-            # The original would store such boxes (wrapping through uint16); they are dropped here.
-            warnings.warn(f"{xml}: dropping {int(inverted.sum())} object(s) with an inverted or empty box after "
-                          f"clipping: {rec['boxes'][inverted].tolist()}")
-        keep = ~inverted
-        boxes = boxes[keep].astype(np.uint16)
-        gt_classes = rec['labels'][keep].astype(np.int32)
-        overlaps = np.zeros((len(gt_classes), self.num_classes), dtype=np.float32)
-        overlaps[np.arange(len(gt_classes)), gt_classes] = 1.0
-        entry = {
-            'image': image,
-            'frame_id': self.frame_id[i],
-            'height': height,
-            'width': width,
-            'boxes': boxes,
-            'gt_classes': gt_classes,
-            'gt_overlaps': overlaps,
-            'max_classes': overlaps.argmax(axis=1) if len(gt_classes) else np.zeros(0, np.int64),
-            'max_overlaps': overlaps.max(axis=1) if len(gt_classes) else np.zeros(0, np.float32),
-            'flipped': False,
-        }
+        entry = roidb_entry(image, self.frame_id[i], rec['height'], rec['width'], rec['boxes'], rec['labels'],
+                            self.num_classes, xml)
         if self.pattern[i] is not None:
             entry['pattern'] = os.path.join(self.data_path, 'Data', self.det_vid, self.pattern[i] + '.JPEG')
             entry['frame_seg_id'] = self.frame_seg_id[i]
@@ -185,6 +158,40 @@ class ImageNetVID:
             if not os.path.isfile(fr['image']):
                 raise FileNotFoundError(f"image not found: {fr['image']} (from {self.image_set_file})")
         return frames
+
+
+def roidb_entry(image, frame_id, height, width, boxes, labels, num_classes, source):
+    """One roidb entry (the original's load_vid_annotation, docs/fidelity.md §7.2) from boxes [x1, y1, x2, y2]
+    as annotated (inclusive pixels): clipped to the image, no -1 shift, stored as uint16 (fractions truncated); a box
+    inverted or empty after clipping is dropped with a warning naming `source` (the annotation file)."""
+    raw = np.asarray(boxes, np.float64).reshape(-1, 4)
+    boxes = raw.copy()
+    boxes[:, 0] = np.maximum(boxes[:, 0], 0)
+    boxes[:, 1] = np.maximum(boxes[:, 1], 0)
+    boxes[:, 2] = np.minimum(boxes[:, 2], width - 1)
+    boxes[:, 3] = np.minimum(boxes[:, 3], height - 1)
+    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if inverted.any():
+        # The original would store such boxes (wrapping through uint16); they are dropped here.
+        warnings.warn(f"{source}: dropping {int(inverted.sum())} object(s) with an inverted or empty box after "
+                      f"clipping: {raw[inverted].tolist()}")
+    keep = ~inverted
+    boxes = boxes[keep].astype(np.uint16)
+    gt_classes = np.asarray(labels)[keep].astype(np.int32)
+    overlaps = np.zeros((len(gt_classes), num_classes), dtype=np.float32)
+    overlaps[np.arange(len(gt_classes)), gt_classes] = 1.0
+    return {
+        'image': image,
+        'frame_id': frame_id,
+        'height': height,
+        'width': width,
+        'boxes': boxes,
+        'gt_classes': gt_classes,
+        'gt_overlaps': overlaps,
+        'max_classes': overlaps.argmax(axis=1) if len(gt_classes) else np.zeros(0, np.int64),
+        'max_overlaps': overlaps.max(axis=1) if len(gt_classes) else np.zeros(0, np.float32),
+        'flipped': False,
+    }
 
 
 def append_flipped_images(roidb):

@@ -11,12 +11,13 @@ from lib.rpn.anchor_target import assign_anchor
 from lib.rpn.anchors import generate_anchors
 from lib.utils.image import choose_scale, prepare_image
 
+from .cocovid import CocoVID
 from .imagenet_vid import ImageNetVID, append_flipped_images, filter_roidb
 from .synthetic_dataset import SyntheticVID
 
 
 def get_imdb_class(name):
-    classes = {'ImageNetVID': ImageNetVID, 'SyntheticVID': SyntheticVID}
+    classes = {'ImageNetVID': ImageNetVID, 'SyntheticVID': SyntheticVID, 'CocoVID': CocoVID}
     if name not in classes:
         raise ValueError(f"dataset.dataset = {name!r} is not known; choose one of {sorted(classes)}")
     return classes[name]

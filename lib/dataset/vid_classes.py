@@ -87,13 +87,19 @@ def class_list_from_entries(entries, where="dataset.CLASSES"):
     return _checked(where, names, wnids)
 
 
-def dataset_classes(cfg, default: str) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
-    """(names, wnids) of a dataset: cfg.dataset.CLASSES when given, else the registered list ``default``;
+def dataset_classes(cfg, default) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """(names, wnids) of a dataset: cfg.dataset.CLASSES when given, else ``default``: the name of a registered
+    list, or a function cfg -> (names, wnids, where they come from) (CocoVID: its json's categories);
     checked against cfg.dataset.NUM_CLASSES (which sizes the network's classifier)."""
     entries = list(cfg.dataset.get("CLASSES") or []) if cfg is not None else []
-    names, wnids = class_list_from_entries(entries) if entries else get_class_list(default)
+    source = f"dataset.CLASSES ({len(entries)} classes)" if entries else f"the {default!r} class list"
+    if entries:
+        names, wnids = class_list_from_entries(entries)
+    elif callable(default):
+        names, wnids, source = default(cfg)
+    else:
+        names, wnids = get_class_list(default)
     if cfg is not None and len(names) != int(cfg.dataset.NUM_CLASSES):
-        source = f"dataset.CLASSES ({len(entries)} classes)" if entries else f"the {default!r} class list"
         raise ValueError(f"dataset.NUM_CLASSES = {cfg.dataset.NUM_CLASSES} but {source} gives {len(names)} "
                          f"classes with the background: set NUM_CLASSES to {len(names)}")
     return names, wnids
