@@ -32,7 +32,11 @@ fi
 # which an mtime comparison of the .so against csrc/ cannot decide reliably.
 mkdir -p build
 ls build/temp*/build.ninja >/dev/null 2>&1 || echo "init.sh: building the custom ops (log: build/init_build.log; a first CUDA build takes minutes)"
-if ! "$PY" -m pip install -v --no-build-isolation --no-deps -e . > build/init_build.log 2>&1; then
+# editable_mode=compat: the checkout's folder goes on sys.path (a .pth file), where a regular package wins over
+# a same-named folder without __init__.py (/lib on Linux, from `cd /`); setuptools' default import hook would
+# lose to it
+if ! "$PY" -m pip install -v --no-build-isolation --no-deps --config-settings editable_mode=compat -e . \
+    > build/init_build.log 2>&1; then
   tail -n 40 build/init_build.log
   echo "init.sh: the build failed; the whole log is build/init_build.log (README: Troubleshooting)" >&2
   exit 1

@@ -1,7 +1,8 @@
 """Builds the project's custom ops (csrc/ops) into lib/ops/_C*.so against the installed PyTorch; the package
 metadata and the list of packages are in pyproject.toml.
 
-    pip install --no-build-isolation -e .        # what init.sh runs: builds the ops in place, installs editable
+    pip install --no-build-isolation -e .        # editable: the ops built in place (init.sh adds
+                                                 # --config-settings editable_mode=compat)
     pip install --no-build-isolation .           # an ordinary install (every package + the ops)
     python setup.py build_ext --inplace          # the ops alone, in place
 

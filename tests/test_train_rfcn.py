@@ -135,6 +135,12 @@ def test_train_test_script_writes_epoch_checkpoints_detections_and_eval_json(tmp
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.load(open(rescored))
     assert again['mAP'] == pytest.approx(result['mAP'], abs=1e-9) and again['AP'] == result['AP']
+    # rfcn/test.py (the original's test script) tests the checkpoint that training wrote, into the same folder
+    out = run_script('rfcn/test.py', CFG, tiny_overrides(tmp_path) + ['TRAIN.end_epoch=1'])
+    assert out.stdout.strip().splitlines()[-1] == f"eval.json: {os.path.join(test_dir, 'eval.json')}"
+    again = json.load(open(os.path.join(test_dir, 'eval.json')))
+    assert again['run']['checkpoint']['path'] == os.path.join(_train_dir(tmp_path), 'rfcn_synthetic-0001.pth')
+    assert again['mAP'] == pytest.approx(result['mAP'], abs=1e-9) and again['AP'] == result['AP']
 
 
 def test_entry_scripts_report_bad_input_in_one_line(tmp_path):
