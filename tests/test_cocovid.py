@@ -296,7 +296,7 @@ def test_bad_json_is_one_error_line_from_the_tools_and_the_entry_scripts(data, t
 
 def test_class_list_comes_from_the_json(data, tmp_path):
     tmp, root, out = data
-    from lib.utils.demo import class_names_from_cfg
+    from lib.apps.demo import class_names_from_cfg
     cfg = coco_cfg(tmp)
     assert class_names_from_cfg(cfg) == list(CLASSES[0])  # the test set's json, without loading the dataset
     with pytest.raises(ValueError, match=r'NUM_CLASSES = 31 but the class list from the categories of '

@@ -1,5 +1,5 @@
 """Official MXNet checkpoints -> PyTorch (lib/model/convert_mxnet.py, tools/convert_mxnet.py, the .params
-paths of lib/utils/pretrained.py and lib/utils/checkpoint.py), docs/fidelity.md §10.
+paths of lib/model/weights.py and lib/utils/checkpoint.py), docs/fidelity.md §10.
 
 Fixtures (tests/fixtures/mxnet_models, made with MXNet 1.9.1 by make_mxnet_fixtures.py): the four kinds
 of official file for a reduced network (TINY_SET) with random weights, and the outputs of MXNet symbols
