@@ -27,12 +27,21 @@ class DFF(nn.Module):
     def from_config(cls, cfg):
         return {'feature': FeatureNet(cfg), 'flownet': build_flownet(cfg), 'heads': DetectionHeads(cfg)}
 
-    def propagate(self, key_feat, cur, key):
-        """Warp key-frame features to the current frame: flow_warp(key_feat, flow) * scale (docs/fidelity.md §5.2)."""
+    def flow_to_key(self, cur, key):
+        """FlowNet's (flow, scale map) from the current frame to the key frame (zero flow in the ablation)."""
         flow, scale = self.flownet(cur, key)
         if self.zero_flow:
             flow = torch.zeros_like(flow)
+        return flow, scale
+
+    @staticmethod
+    def warp(key_feat, flow, scale):
+        """flow_warp(key_feat, flow) * scale (docs/fidelity.md §5.2)."""
         return ops.flow_warp(key_feat, flow) * scale
+
+    def propagate(self, key_feat, cur, key):
+        """Warp key-frame features to the current frame: flow_warp(key_feat, flow) * scale (docs/fidelity.md §5.2)."""
+        return self.warp(key_feat, *self.flow_to_key(cur, key))
 
     def forward(self, batch):
         """Training (docs/fidelity.md §5.3): backbone on the key frame `data_ref`, loss on the current frame `data`;
@@ -56,6 +65,10 @@ class DFF(nn.Module):
     def detect_cur(self, data, im_info, key_data, key_feat):
         """Non-key frame: FlowNet + warp + heads only."""
         return self.heads(self.propagate(key_feat, data, key_data), im_info)
+
+    def detect_flowed(self, im_info, key_feat, flow, scale):
+        """Non-key frame whose FlowNet output (flow_to_key) is already there: warp + heads (= detect_cur)."""
+        return self.heads(self.warp(key_feat, flow, scale), im_info)
 
     def detect_batch(self, data_key, data_other, im_info):
         """Batched mode (get_batch_test_symbol): one key image + K-1 other frames in one forward; the key

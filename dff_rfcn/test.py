@@ -10,7 +10,8 @@ the original's det_<test_image_set>_all.txt, ImageNet VID evaluation into eval.j
 Without --checkpoint it tests what experiments/dff_rfcn/dff_rfcn_end2end_train_test.py trained with the same
 yaml (<output_path>/<cfg name>/<image_set>/<model_prefix>-<end_epoch>.pth). --thresh, --set KEY=VALUE and the
 output folders are those of that script (lib/core/experiment.py: a TEST.KEY_FRAME_INTERVAL other than the
-yaml's tests into <test_image_set>_interval<k>, TEST.ZERO_FLOW=true into <test_image_set>_zero_flow).
+yaml's tests into <test_image_set>_interval<k>, TEST.KEY_FRAME_SCHEDULE=adaptive into <test_image_set>_adaptive
+(docs/key_frames.md), TEST.ZERO_FLOW=true into <test_image_set>_zero_flow).
 """
 import functools
 
@@ -18,7 +19,8 @@ from lib.core.experiment import test_checkpoint
 from lib.utils.cli import run_cli
 
 # the settings whose values, when other than the yaml's, get a test folder of their own
-TEST_SETTINGS = ('TEST.thresh', 'TEST.KEY_FRAME_INTERVAL')
+TEST_SETTINGS = ('TEST.thresh', 'TEST.KEY_FRAME_INTERVAL', 'TEST.KEY_FRAME_SCHEDULE', 'TEST.KEY_FRAME_MAX_INTERVAL',
+                 'TEST.KEY_FRAME_CUT_THRESH', 'TEST.KEY_FRAME_WARP_ERROR', 'TEST.KEY_FRAME_BAD_FRACTION')
 
 
 def build_model(cfg):

@@ -161,6 +161,14 @@ def _defaults():
     config.TEST.test_epoch = 0
     config.TEST.KEY_FRAME_INTERVAL = 10
     config.TEST.ZERO_FLOW = False            # [port] DFF ablation: key features copied, not warped (flow forced to 0)
+    # [port] DFF key frames (docs/key_frames.md): 'fixed' = the original's (every KEY_FRAME_INTERVAL frames);
+    # 'adaptive' = the first frame, then a new key frame on a shot cut, when the key frame warped along the
+    # flow disagrees with the current frame, or after KEY_FRAME_MAX_INTERVAL frames
+    config.TEST.KEY_FRAME_SCHEDULE = 'fixed'
+    config.TEST.KEY_FRAME_MAX_INTERVAL = 20  # [port] adaptive: at most this many frames from a key frame to the next
+    config.TEST.KEY_FRAME_CUT_THRESH = 0.3   # [port] adaptive: shot cut when the colour histograms of consecutive frames differ more (0..1)
+    config.TEST.KEY_FRAME_WARP_ERROR = 24.0  # [port] adaptive: a feature cell disagrees when |warped key image - current| exceeds this (grey levels)
+    config.TEST.KEY_FRAME_BAD_FRACTION = 0.05  # [port] adaptive: new key frame when more than this fraction of the cells disagrees
     config.TEST.thresh = 1e-3                # [port] score threshold of test.py's --thresh (original default 1e-3; DFF 1e-4)
 
     # [port] FlowNet-S pretraining on Flying Chairs-format pairs (dff_rfcn/train_flownet.py). The original
@@ -199,6 +207,9 @@ _NUMBER_STRING_KEYS = {('TRAIN', 'lr_step'), ('FLOW_PRETRAIN', 'lr_step')}  # '1
 _KINDS = {  # keys whose kind the default alone does not tell
     ('SCALES',): 'scales', ('device',): 'device', ('gpus',): 'gpus',
     ('network', 'RESNET_UNITS'): 'ints', ('dataset', 'CLASSES'): 'list',
+    ('TEST', 'KEY_FRAME_SCHEDULE'): 'key_schedule', ('TEST', 'KEY_FRAME_MAX_INTERVAL'): 'posint',
+    ('TEST', 'KEY_FRAME_CUT_THRESH'): 'nonneg', ('TEST', 'KEY_FRAME_WARP_ERROR'): 'nonneg',
+    ('TEST', 'KEY_FRAME_BAD_FRACTION'): 'nonneg',
 }
 _LENGTHS = {('network', 'PIXEL_MEANS'): 3, ('TRAIN', 'BBOX_WEIGHTS'): 4, ('network', 'ANCHOR_MEANS'): 4,
             ('network', 'ANCHOR_STDS'): 4, ('TRAIN', 'RPN_BBOX_WEIGHTS'): 4, ('TRAIN', 'BBOX_MEANS'): 4,
@@ -209,7 +220,8 @@ _EXPECTED = {
     'strs': 'a list of strings', 'list': 'a list', 'array': 'a list of numbers',
     'scales': '[short side, max long side] (one scale, e.g. [600, 1000]) or a list of such pairs '
               '(e.g. [[600, 1000], [480, 800]])',
-    'device': "one of auto, cpu, cuda, cuda:N", 'gpus': "GPU ids separated by commas (e.g. '0,1,2,3') or ''",
+    'device': "one of auto, cpu, cuda, cuda:N", 'key_schedule': 'one of fixed, adaptive',
+    'nonneg': 'a number >= 0', 'posint': 'an integer >= 1', 'gpus': "GPU ids separated by commas (e.g. '0,1,2,3') or ''",
 }
 _DEVICE = re.compile(r'(auto|cpu|cuda(:\d+)?)\Z')
 
@@ -296,6 +308,15 @@ def _typed(path, value, source):
     elif kind == 'device':
         if isinstance(value, str) and _DEVICE.match(value):
             return value
+    elif kind == 'key_schedule':
+        if value in ('fixed', 'adaptive'):
+            return value
+    elif kind == 'nonneg':
+        if _is_number(value) and value >= 0:
+            return float(value)
+    elif kind == 'posint':
+        if (_is_int(value) or (_is_number(value) and float(value).is_integer())) and value >= 1:
+            return int(value)
     elif kind in ('numbers', 'array'):
         if numbers(value, n):
             return np.array(value, dtype=np.float64) if kind == 'array' else value

@@ -8,7 +8,8 @@ folder: training where a run already is needs --resume, or a new output_path), a
 Test results go to a folder per checkpoint and settings, so that no test overwrites another's: the
 trained checkpoint at the yaml's own test settings -> <test_image_set>; otherwise the folder name gets a
 part per difference: _thresh<t> (--thresh or TEST.thresh other than the yaml's), _interval<k> (DFF: a
-TEST.KEY_FRAME_INTERVAL other than the yaml's), _<checkpoint file stem>-<first 8 hex digits of its sha256>
+TEST.KEY_FRAME_INTERVAL other than the yaml's), _adaptive (DFF: TEST.KEY_FRAME_SCHEDULE) and _maxint<n>, _cut<c>,
+_warperr<e>, _bad<f> (its thresholds, docs/key_frames.md), _<checkpoint file stem>-<first 8 hex digits of its sha256>
 (--checkpoint), and DFF's zero-flow ablation adds _zero_flow. eval.json records the checkpoint (path,
 size, sha256), the settings, the effective config, the git commit, torch / CUDA versions and the device."""
 import argparse
@@ -50,6 +51,12 @@ def output_dirs(cfg, cfg_path):
     return os.path.join(root, cfg.dataset.image_set.replace('+', '_')), os.path.join(root, cfg.dataset.test_image_set)
 
 
+# folder-name parts of the test settings (default: the key's name in lower case)
+SHORT_NAMES = {'TEST.thresh': 'thresh', 'TEST.KEY_FRAME_INTERVAL': 'interval', 'TEST.KEY_FRAME_SCHEDULE': '',
+               'TEST.KEY_FRAME_MAX_INTERVAL': 'maxint', 'TEST.KEY_FRAME_CUT_THRESH': 'cut',
+               'TEST.KEY_FRAME_WARP_ERROR': 'warperr', 'TEST.KEY_FRAME_BAD_FRACTION': 'bad'}
+
+
 def test_folder(test_dir, cfg, yaml_cfg, thresh=None, checkpoint=None, default_checkpoint=None,
                 settings=('TEST.thresh',)):
     """The test output folder for these settings (see the module docstring). cfg: the effective config;
@@ -61,9 +68,12 @@ def test_folder(test_dir, cfg, yaml_cfg, thresh=None, checkpoint=None, default_c
         value = cfg[section][name]
         if key == 'TEST.thresh' and thresh is not None:
             value = thresh
-        if float(value) != float(yaml_cfg[section][name]):
-            short = {'TEST.thresh': 'thresh', 'TEST.KEY_FRAME_INTERVAL': 'interval'}.get(key, name.lower())
-            parts.append(f'{short}{float(value):g}')
+        base = yaml_cfg[section][name]
+        if isinstance(value, str) or isinstance(base, str):
+            if value != base:
+                parts.append(f'{SHORT_NAMES.get(key, name.lower())}{value}')
+        elif float(value) != float(base):
+            parts.append(f'{SHORT_NAMES.get(key, name.lower())}{float(value):g}')
     if checkpoint and not (default_checkpoint and os.path.exists(default_checkpoint) and os.path.exists(checkpoint)
                            and os.path.samefile(checkpoint, default_checkpoint)):
         info = file_info(checkpoint)

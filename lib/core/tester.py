@@ -2,7 +2,9 @@
 across ranks, the original detections file, and the ImageNet VID evaluation into eval.json.
 
 A detector is any callable `detect(frame, data, im_info) -> (scores (R, C), boxes (R, 4*k))` in
-original-image pixels; DFF's keeps key-frame state, so each rank gets whole videos in order.
+original-image pixels; DFF's keeps key-frame state, so each rank gets whole videos in order. A detector
+with an `eval_stats()` method (counts, e.g. DFF's key frames) has them summed over the ranks into
+eval.json's 'stats'.
 
 Memory does not grow with the dataset: each rank writes its detections frame by frame to its own file
 <output_dir>/.det_<image_set>_all.txt.rank<r>.part (the ranks share the output folder) and keeps only
@@ -96,8 +98,8 @@ def part_file(det_file, rank):
 def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=False, desc='test', device='cpu'):
     """Detect this rank's share of `frames`, streaming its detection lines to its part file; rank 0 merges
     the parts into `det_file` (atomically) and removes them. sizes: (height, width) per frame, from the
-    annotations: each image is checked against it. Returns (seconds, frames timed) over all ranks on
-    rank 0, None on the others."""
+    annotations: each image is checked against it. Returns (seconds, frames timed, the detector's
+    eval_stats() summed, or None) over all ranks on rank 0, None on the others."""
     rank, world = dist.rank(), dist.world_size()
     device = torch.device(device)
     mine = split_positions(frames, rank, world, by_video)
@@ -136,12 +138,13 @@ def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=F
     except BaseException:
         remove_file(part)
         raise
-    gathered = dist.all_gather_object((index, net_time, n_timed))
+    counts = detect.eval_stats() if hasattr(detect, 'eval_stats') else None
+    gathered = dist.all_gather_object((index, net_time, n_timed, counts))
     if rank != 0:
         return None
     try:
         where = np.zeros((len(frames), 3), np.int64)  # rank, offset, length of each frame's lines
-        for r, (idx, _, _) in enumerate(gathered):
+        for r, (idx, _, _, _) in enumerate(gathered):
             where[idx[:, 0]] = np.stack([np.full(len(idx), r), idx[:, 1], idx[:, 2]], 1)
         frame_ids = np.array([f['frame_id'] for f in frames], np.int64)
         parts = [open(part_file(det_file, r), 'rb') for r in range(world)]
@@ -159,7 +162,16 @@ def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=F
     finally:
         for r in range(world):
             remove_file(part_file(det_file, r))
-    return sum(g[1] for g in gathered), sum(g[2] for g in gathered)
+    return (sum(g[1] for g in gathered), sum(g[2] for g in gathered),
+            None if counts is None else functools.reduce(add_counts, [g[3] for g in gathered]))
+
+
+def add_counts(a, b):
+    """Two dicts of counts (nested dicts of counts too) added key by key."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = add_counts(out.get(k, {}), v) if isinstance(v, dict) else out.get(k, 0) + v
+    return out
 
 
 def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_names, thresh=None,
@@ -191,7 +203,7 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
                                 device=device)
         if rank != 0:
             return None
-        total_time, total_n = timing
+        total_time, total_n, counts = timing
         write_frame_list(eval_list, frame_list)
         # evaluated as written (scores to 4 decimals, boxes to 2), as the original's evaluation read the file:
         # re-scoring the file gives the same numbers
@@ -199,6 +211,8 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
         result = evaluate_detections(det_array, gt, len(class_names[0]), motion=True,
                                      class_names=list(class_names[0]), verbose=False)
         result['time_per_image_s'] = (total_time / total_n) if total_n else None
+        if counts is not None:
+            result['stats'] = counts
         print(print_ap_table(result, list(class_names[0])))
         result['run'] = dict(run_info or {}, settings=dict((run_info or {}).get('settings') or {}, thresh=thresh))
         write_eval_json(eval_json, result, result['time_per_image_s'])
