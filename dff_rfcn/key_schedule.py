@@ -12,7 +12,8 @@ VideoDetector asks for every frame, so the test, the demo and the Python API sha
        to the feature map's cells and warped along the flow exactly as its features will be, disagrees with
        the current frame's (by more than TEST.KEY_FRAME_WARP_ERROR grey levels, mean over the colours) on more
        than TEST.KEY_FRAME_BAD_FRACTION of the cells: content the key frame did not see (an object that
-       entered, a region uncovered) or motion the flow did not follow.
+       entered, a region uncovered) or motion the flow did not follow. Cells whose flow leaves the key
+       frame (a border the camera uncovered) do not count.
   The frame that fails a test becomes a key frame itself (the full network runs on it).
 
 The schedules only look at tensors (the network input of the frame and FlowNet's flow); they keep no
@@ -48,11 +49,19 @@ def histogram_distance(a, b):
 
 def warp_disagreement(cur, key, flow):
     """Per feature cell (h, w): |key image warped along flow - current image|, mean over the colours, both
-    images (1, 3, H, W) averaged down to the flow's (h, w) cells first; flow (1, 2, h, w) in cells."""
+    images (1, 3, H, W) averaged down to the flow's (h, w) cells first; flow (1, 2, h, w) in cells. Cells
+    whose flow points outside the key frame (a border the camera uncovered: the key frame never saw it, and
+    the warp fills it with zeros) get 0: they are not a sign of a flow gone wrong."""
     size = flow.shape[-2:]
     cur_cells = F.adaptive_avg_pool2d(cur.float(), size)
     key_cells = F.adaptive_avg_pool2d(key.float(), size)
-    return (ops.flow_warp(key_cells, flow.float()) - cur_cells).abs().mean(1)[0]
+    flow = flow.float()
+    err = (ops.flow_warp(key_cells, flow) - cur_cells).abs().mean(1)[0]
+    h, w = size
+    x = torch.arange(w, dtype=flow.dtype).view(1, w) + flow[0, 0]
+    y = torch.arange(h, dtype=flow.dtype).view(h, 1) + flow[0, 1]
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    return torch.where(inside, err, torch.zeros_like(err))
 
 
 class FixedSchedule:

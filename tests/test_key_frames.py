@@ -147,6 +147,10 @@ def test_adaptive_makes_a_key_frame_where_the_warped_key_frame_disagrees():
     assert det.flow_discarded == 1 and det.eval_stats()['key_reasons'] == {'first': 1, 'propagation': 1}
     err = warp_disagreement(entered, base, torch.zeros(1, 2, 6, 10))
     assert err.shape == (6, 10) and float((err > 30).float().mean()) == pytest.approx(0.2)
+    shifted = torch.zeros(1, 2, 6, 10)
+    shifted[:, 0] = 3.0  # cells 7..9 of each row look 3 cells right of the key frame's edge: not counted
+    err = warp_disagreement(base, base.roll(-48, 3), shifted)
+    assert float(err[:, 7:].abs().max()) == 0 and float(err[:, :7].max()) > 0
 
 
 def test_schedule_config_keys_and_errors():

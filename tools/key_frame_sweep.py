@@ -178,7 +178,7 @@ def main(argv=None):
     from dff_rfcn.model import DFF  # lazy: the model loads the custom ops; --help works before they are built
     from dff_rfcn.tester import test_dff
     from lib.model.weights import load_model_weights
-    model = None
+    model, loaded = None, file_info(checkpoint)
     rows = []
     for name, schedule, params, c in runs:
         run_dir = os.path.join(out, name)
@@ -192,6 +192,9 @@ def main(argv=None):
                 load_model_weights(model, checkpoint, cfg=cfg)
             print(f'key_frame_sweep: {name} on {c.dataset.test_image_set}', flush=True)
             result = test_dff(c, checkpoint, run_dir, thresh=args.thresh, model=model, zero_flow=False)
+            if file_info(checkpoint) != loaded:  # eval.json names the file: it must still hold what was tested
+                raise ValueError(f"{checkpoint} changed during the sweep (run {name}): its eval.json names a file "
+                                 f"that no longer holds the weights tested; run the sweep again")
         else:
             print(f'key_frame_sweep: {name}: reusing {eval_json}', flush=True)
         rows.append(row(name, schedule, params, result, eval_json))
