@@ -274,15 +274,14 @@ def test_sweep_runs_end_to_end_and_writes_json_and_png(tmp_path, tiny_checkpoint
         'dataset.test_image_set=VID_val_hard_videos', "network.pretrained=''", "network.pretrained_flow=''"]
     args = ['--checkpoint', tiny_checkpoint, '--intervals', '1,3', '--adaptive', 'bad_fraction=0.05',
             'bad_fraction=0.5,max_interval=4', '--out', out]
-    env_cmd = ['tools/key_frame_sweep.py']
-    proc = run_script(env_cmd[0], CFG, sets, *args)
+    proc = run_script('tools/key_frame_sweep.py', CFG, sets, *args)
     with open(os.path.join(out, 'key_frame_sweep.json')) as f:
         summary = json.load(f)
     runs = {r['run']: r for r in summary['runs']}
-    assert list(runs) == ['fixed1', 'fixed3', 'adaptive_max20_cut0.3_err24_bad0.05', 'adaptive_max4_cut0.3_err24_bad0.5']
+    assert list(runs) == ['fixed1', 'fixed3', 'adaptive_max30_cut0.1_err32_bad0.05', 'adaptive_max4_cut0.1_err32_bad0.5']
     assert runs['fixed1']['key_frames'] == 12 and runs['fixed1']['frames'] == 12 and runs['fixed1']['key_fraction'] == 1
     assert runs['fixed3']['key_frames'] == 4 and runs['fixed3']['parameters'] == {'KEY_FRAME_INTERVAL': 3}
-    ad = runs['adaptive_max4_cut0.3_err24_bad0.5']
+    ad = runs['adaptive_max4_cut0.1_err32_bad0.5']
     assert ad['schedule'] == 'adaptive' and ad['parameters']['KEY_FRAME_MAX_INTERVAL'] == 4
     assert 2 <= ad['key_frames'] <= 12 and sum(ad['key_reasons'].values()) == ad['key_frames']
     for r in runs.values():
@@ -291,7 +290,7 @@ def test_sweep_runs_end_to_end_and_writes_json_and_png(tmp_path, tiny_checkpoint
     with open(os.path.join(out, 'key_frame_sweep.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     assert '| fixed3 | 4 / 12 (33.3%) |' in proc.stdout
-    again = run_script(env_cmd[0], CFG, sets, *args)  # everything is there: read back, not run again
+    again = run_script('tools/key_frame_sweep.py', CFG, sets, *args)  # everything is there: read back, not run again
     assert again.stdout.count('reusing') == 4
 
 
