@@ -101,7 +101,7 @@ class AdaptiveSchedule:
     name = 'adaptive'
     checks_propagation = True
 
-    def __init__(self, max_interval=30, cut_thresh=0.1, warp_error=32.0, bad_fraction=0.02):
+    def __init__(self, max_interval=30, cut_thresh=0.1, warp_error=32.0, bad_fraction=0.03):
         self.max_interval = int(max_interval)
         self.cut_thresh, self.warp_error, self.bad_fraction = float(cut_thresh), float(warp_error), float(bad_fraction)
         if self.max_interval < 1:

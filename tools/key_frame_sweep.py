@@ -29,7 +29,7 @@ from lib.utils.provenance import file_info
 
 DEFAULT_INTERVALS = (1, 2, 3, 5, 10, 15, 20)
 # the adaptive runs by default: the tuned thresholds (docs/key_frames.md) at several bad-cell fractions
-DEFAULT_ADAPTIVE = ('bad_fraction=0.01', 'bad_fraction=0.02', 'bad_fraction=0.04', 'bad_fraction=0.08')
+DEFAULT_ADAPTIVE = ('bad_fraction=0.02', 'bad_fraction=0.03', 'bad_fraction=0.04', 'bad_fraction=0.08')
 ADAPTIVE_KEYS = {'max_interval': 'KEY_FRAME_MAX_INTERVAL', 'cut_thresh': 'KEY_FRAME_CUT_THRESH',
                  'warp_error': 'KEY_FRAME_WARP_ERROR', 'bad_fraction': 'KEY_FRAME_BAD_FRACTION'}
 

@@ -168,7 +168,7 @@ def _defaults():
     config.TEST.KEY_FRAME_MAX_INTERVAL = 30  # [port] adaptive: at most this many frames from a key frame to the next
     config.TEST.KEY_FRAME_CUT_THRESH = 0.1   # [port] adaptive: shot cut when the colour histograms of consecutive frames differ more (0..1)
     config.TEST.KEY_FRAME_WARP_ERROR = 32.0  # [port] adaptive: a feature cell disagrees when |warped key image - current| exceeds this (grey levels)
-    config.TEST.KEY_FRAME_BAD_FRACTION = 0.02  # [port] adaptive: new key frame when more than this fraction of the cells disagrees
+    config.TEST.KEY_FRAME_BAD_FRACTION = 0.03  # [port] adaptive: new key frame when more than this fraction of the cells disagrees
     config.TEST.thresh = 1e-3                # [port] score threshold of test.py's --thresh (original default 1e-3; DFF 1e-4)
 
     # [port] FlowNet-S pretraining on Flying Chairs-format pairs (dff_rfcn/train_flownet.py). The original
