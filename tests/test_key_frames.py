@@ -2,7 +2,6 @@
 one starts a key frame on a shot cut, on a propagation it cannot trust and at its maximum interval; the harder
 synthetic split (lib/dataset/synthetic_vid.py) leaves the dataset it is added to untouched; tools/key_frame_sweep.py
 end to end on a tiny model."""
-import hashlib
 import json
 import os
 
@@ -17,7 +16,9 @@ from lib.config import ConfigError, load_config, update_from_list
 from lib.dataset import synthetic_vid as sv
 from lib.utils.checkpoint import save_checkpoint
 from tests.small_run import ROOT, run_script, tiny_overrides
+from tests.test_bad_inputs import _snapshot
 from tests.test_dff import _frames, _Recorder, im_info, small_cfg, small_dff
+from tests.test_synthetic_vid import _all_files
 
 CFG = os.path.join(ROOT, 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml')
 NEVER = dict(cut_thresh=1.0, warp_error=1e9, bad_fraction=1.0)  # only the maximum interval starts key frames
@@ -187,13 +188,9 @@ HARD = dict(hard_videos=3, hard_frames=14, hard_tune_videos=1)
 
 
 def _digests(root):
-    out = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            with open(p, 'rb') as fh:
-                out[os.path.relpath(p, root)] = (hashlib.sha256(fh.read()).hexdigest(), os.stat(p).st_mtime_ns)
-    return out
+    """{relative path: (sha256, mtime)} of every file under root."""
+    shas, mtimes = _snapshot(root), _all_files(root)
+    return {k: (shas[k], mtimes[k]) for k in shas}
 
 
 def test_hard_split_is_added_without_touching_the_dataset_and_is_deterministic(tmp_path):

@@ -552,21 +552,30 @@ def _write_text(path, text):
         f.write(text)
 
 
-def _write_video(root, seed, split, index, num_frames, params):
+def _write_clip(root, split, index, num_frames, params, frame, rng):
+    """Write video ``index`` of ``split``: frame(t) -> (clean image, objects, scene, time in that scene),
+    degraded with the noise stream ``rng``. Returns '<split>/<video name>'."""
     name = video_name(split, index)
     img_dir = os.path.join(root, 'Data', 'VID', split, name)
     ann_dir = os.path.join(root, 'Annotations', 'VID', split, name)
     os.makedirs(img_dir, exist_ok=True)
     os.makedirs(ann_dir, exist_ok=True)
-    scene, rng = video_scene(seed, split, index, params)
     for t in range(num_frames):
-        img, label, info = scene.render(t)
-        objs = scene.annotate(t, label, info)
-        _, jpeg = degrade(img, scene, t, rng, params['jpeg_quality'])
+        img, objs, scene, local = frame(t)
+        _, jpeg = degrade(img, scene, local, rng, params['jpeg_quality'])
         _write_bytes(os.path.join(img_dir, f'{t:06d}.JPEG'), jpeg)
         _write_text(os.path.join(ann_dir, f'{t:06d}.xml'),
                     _annotation_xml(f'{split}/{name}', f'{t:06d}', scene.width, scene.height, objs, True))
     return f'{split}/{name}'
+
+
+def _write_video(root, seed, split, index, num_frames, params):
+    scene, rng = video_scene(seed, split, index, params)
+
+    def frame(t):
+        img, label, info = scene.render(t)
+        return img, scene.annotate(t, label, info), scene, t
+    return _write_clip(root, split, index, num_frames, params, frame, rng)
 
 
 def _write_det(root, seed, k, counters, params):
@@ -804,19 +813,8 @@ def hard_video(seed, split, index, num_frames, params):
 
 
 def _write_hard_video(root, seed, split, index, num_frames, params):
-    name = video_name(split, index)
-    img_dir = os.path.join(root, 'Data', 'VID', split, name)
-    ann_dir = os.path.join(root, 'Annotations', 'VID', split, name)
-    os.makedirs(img_dir, exist_ok=True)
-    os.makedirs(ann_dir, exist_ok=True)
     video, rng = hard_video(seed, split, index, num_frames, params)
-    for t in range(num_frames):
-        img, objs, scene, local = video.render(t)
-        _, jpeg = degrade(img, scene, local, rng, params['jpeg_quality'])
-        _write_bytes(os.path.join(img_dir, f'{t:06d}.JPEG'), jpeg)
-        _write_text(os.path.join(ann_dir, f'{t:06d}.xml'),
-                    _annotation_xml(f'{split}/{name}', f'{t:06d}', video.width, video.height, objs, True))
-    return f'{split}/{name}'
+    return _write_clip(root, split, index, num_frames, params, video.render, rng)
 
 
 def _hard_meta(seed, params):
