@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lib.config import load_config, update_from_list
-from lib.core.trainer import _rng_state, _set_rng_state
+from lib.core.engine import rng_state as _rng_state, set_rng_state as _set_rng_state
 from lib.utils.provenance import plain as _plain
 from lib.model.convert_mxnet import DEFAULT_CFGS, MXNetConversionError, build_target
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict
