@@ -176,7 +176,7 @@ def test_real_configs_checkpoint_every_2000_updates():
 
 
 def test_resume_drops_the_log_lines_of_redone_updates(tmp_path):
-    from lib.core.trainer import check_new_run, existing_run, trim_logs
+    from lib.core.engine import check_new_run, existing_run, trim_logs
     run = str(tmp_path)
     assert existing_run(run, 'rfcn') == [] and existing_run(str(tmp_path / 'none'), 'rfcn') == []
     text = ['training rfcn: 1 image\n'] + [f'Epoch[{e}] Batch [{u}]\tSpeed: 1.00 samples/sec\tlr=0.01\tl=0.5\n'
