@@ -45,7 +45,8 @@ def load_detector(checkpoint, cfg=None, device='cpu', key_interval=10, overrides
     checkpoint: a .pth of this project or the official rfcn_dff_flownet_vid-0000.params. cfg: a yaml path or a
     config; default: the config stored in the checkpoint, else the real ImageNet VID yaml (DEFAULT_CFG).
     key_interval: a key frame at frame 0 and every key_interval frames after it (the test's schedule;
-    None: TEST.KEY_FRAME_INTERVAL). overrides: 'KEY=VALUE' config changes. device: cpu, cuda, cuda:N or
+    None: TEST.KEY_FRAME_INTERVAL); a frame that resizes to another size than its key frame starts a new
+    interval. overrides: 'KEY=VALUE' config changes. device: cpu, cuda, cuda:N or
     auto (None: the config's)."""
     cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device)
     interval = key_frame_interval(key_interval, cfg)
@@ -54,14 +55,18 @@ def load_detector(checkpoint, cfg=None, device='cpu', key_interval=10, overrides
 
     @contextlib.contextmanager
     def session(with_flow=False):
-        """A stream is a video of its own for the tester's VideoDetector: a fresh key-frame cache."""
-        video, detector = uuid.uuid4().hex, VideoDetector(model, interval)
+        """A stream is a video of its own for the tester's VideoDetector (a fresh key-frame cache); so is each
+        run of frames of one size in it: a frame whose resized size differs from the key frame's cannot be
+        warped from it, and starts a new run with a key frame (positions counted from the run's start)."""
+        detector, run = VideoDetector(model, interval), {'video': None, 'start': 0, 'shape': None}
         with forward_output(model.flownet, with_flow, pick=lambda out: out[0]) as flow:  # FlowNet's (flow, scale)
 
             def detect(index, data, im_info):
+                if tuple(data.shape) != run['shape']:
+                    run.update(video=uuid.uuid4().hex, start=index, shape=tuple(data.shape))
                 flow.clear()
                 keys = detector.stats['key']
-                scores, boxes = detector({'video': video, 'frame_seg_id': index}, data, im_info)
+                scores, boxes = detector({'video': run['video'], 'frame_seg_id': index - run['start']}, data, im_info)
                 return scores, boxes, detector.stats['key'] > keys, flow.get('output')
 
             @torch.no_grad()
