@@ -34,12 +34,14 @@ from fractions import Fraction
 
 import cv2
 import numpy as np
+from easydict import EasyDict as edict
 from tqdm import tqdm
 
 from lib.apps.stream import DEFAULT_FPS, DEFAULT_THRESH, DemoInputError, open_source, result_rows
 # re-exported: the demos' vocabulary, as the tests and tools/benchmark.py import it
 from lib.apps.stream import (FrameSource, class_names_from_cfg, flow_to_image_pixels, natural_key,  # noqa: F401
                              prepare_frame, video_container)
+from lib.config import update_from_list
 from lib.utils.cli import run_cli
 from lib.utils.fileio import write_bytes
 from lib.utils.flow_io import color_wheel, flow_to_color  # noqa: F401 (the demos' flow colouring)
@@ -348,9 +350,12 @@ def demo_arg_parser(description, dff=False):
 
 
 def open_input(args):
-    """The frame source of --input (opened before any model is built, so that a bad input is reported first)."""
+    """The frame source of --input, after the options are checked: opened before any model is built, so that
+    a bad input or option is reported first."""
     if getattr(args, 'flow_max', None) is not None and not args.flow_max > 0:
         raise DemoInputError(f"--flow-max must be a positive number of pixels, got {args.flow_max}")
+    if args.device is not None:  # its spelling, as the config checks it (whether it is there: when loading)
+        update_from_list(edict(device='auto'), [f'device={args.device}'], source='--device')
     return open_source(args.input, args.max_frames)
 
 

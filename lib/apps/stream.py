@@ -366,12 +366,13 @@ def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), devic
     """The config a detector is built from: `cfg` (a yaml path or a config) when given, else the config the
     checkpoint stores (a training checkpoint of this project), else `default_yaml` (an official .params, a
     bare state dict); then the 'KEY=VALUE' overrides; then `device` (cpu, cuda, cuda:N, auto; None: the
-    config's). Errors name the file or key at fault."""
+    config's), which must be there. Errors name the file or key at fault (a missing checkpoint given with a
+    cfg: when its weights are loaded)."""
     checkpoint = os.fspath(checkpoint)
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint} (a .pth of this project or an official "
-                                f".params)")
     if cfg is None:
+        if not os.path.isfile(checkpoint):
+            raise FileNotFoundError(f"checkpoint not found: {checkpoint} (a .pth of this project or an official "
+                                    f".params)")
         stored = None if checkpoint.endswith('.params') else read_weights(checkpoint)[2]
         if isinstance(stored, dict):
             cfg = config_from_dict(stored, f"{checkpoint} (the config it stores; pass cfg= for another)")
@@ -385,6 +386,7 @@ def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), devic
     update_from_list(cfg, list(overrides))
     if device is not None:
         update_from_list(cfg, [f'device={device}'], source='device')
+    resolve_device(cfg)  # a device that is not there: an error before anything is loaded
     return cfg
 
 
