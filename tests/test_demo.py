@@ -2,6 +2,7 @@
 input errors, the DFF key-frame schedule, annotated frames + mp4 + flow images on a real video
 (tests/fixtures/video/bikes.mp4) with random weights, and the Middlebury flow colours."""
 import os
+import re
 import subprocess
 import sys
 
@@ -220,13 +221,13 @@ def test_flow_panel_legend_and_key_mark():
     assert tuple(im[49, 40]) == (128, 128, 128) and (im[:20] != 128).any()
 
 
-@pytest.mark.parametrize('pyav', [True, False])
-def test_mp4_h264_or_the_fallback_note(tmp_path, monkeypatch, capsys, pyav):
-    """The mp4: H.264 through PyAV, odd sizes padded to even ones; without PyAV, OpenCV's mp4v and a note."""
-    if pyav and not _have_pyav():
-        pytest.skip('PyAV with libx264 is not installed (requirements.txt, optional)')
-    if not pyav:
+@pytest.mark.parametrize('hide_pyav', [False, True])
+def test_mp4_h264_or_the_fallback_note(tmp_path, monkeypatch, capsys, hide_pyav):
+    """The mp4: H.264 through PyAV (optional in requirements.txt), odd sizes padded to even ones; without PyAV
+    (as installed, or hidden), OpenCV's mp4v and a note."""
+    if hide_pyav:
         monkeypatch.setitem(sys.modules, 'av', None)  # `import av` raises ImportError
+    pyav = _have_pyav()
     path = str(tmp_path / 'v.mp4')
     enc = D.VideoEncoder(path, 25.0, (161, 97))
     for i in range(5):
@@ -243,7 +244,7 @@ def test_mp4_h264_or_the_fallback_note(tmp_path, monkeypatch, capsys, pyav):
         assert enc.note is None and 'note:' not in printed
     else:
         assert enc.codec == 'mp4v' and _fourcc(path) in ('mp4v', 'fmp4')  # MPEG-4 Part 2 (OpenCV may crop odd sizes)
-        assert printed.startswith('note: PyAV is not installed: ') and 'pip install av' in printed
+        assert printed.startswith('note: PyAV ') and 'pip install av' in printed
     with pytest.raises(ValueError, match='a frame of 160x97 in a video of 161x97'):
         D.VideoEncoder(str(tmp_path / 'w.mp4'), 25.0, (161, 97), log=lambda m: None).write(
             np.zeros((97, 160, 3), np.uint8))
@@ -359,6 +360,17 @@ def test_batch_demos_detect_what_the_frame_by_frame_demos_detect(dff_checkpoint,
     cv2.imwrite(str(mixed / '2.png'), np.zeros((200, 100, 3), np.uint8))
     with pytest.raises(D.DemoInputError, match=r'--batch needs frames of one size; 1 \.\. 2'):
         rfcn_main(_argv(rfcn_checkpoint, str(mixed), tmp_path / 'rm', '--batch'))
+
+
+def test_progress_bar_and_verbose_lines(rfcn_checkpoint, frames_dir, tmp_path, capsys):
+    """Without --quiet a progress bar counts the frames (stderr); --verbose adds a line per frame."""
+    from rfcn.demo import main
+    argv = [a for a in _argv(rfcn_checkpoint, frames_dir, tmp_path / 'o', '--max-frames', '3', '--verbose')
+            if a != '--quiet']
+    main(argv)
+    out, err = capsys.readouterr()
+    assert re.search(r'rfcn demo: 100%.*3/3', err), err
+    assert re.findall(r'^\[rfcn demo\] frame (\d) (\d+) frame: ', out, re.M) == [('0', '0'), ('1', '1'), ('2', '2')]
 
 
 def test_scripts_run_from_the_command_line(tmp_path):

@@ -171,17 +171,22 @@ class FrameSource:
             for i, f in enumerate(self.files):
                 yield Frame(i, os.path.splitext(os.path.basename(f))[0], read_image(f))
             return
-        cap = self._open()
-        try:
-            i = 0
-            while self.max_frames is None or i < self.max_frames:
-                ok, im = cap.read()
-                if not ok or im is None:
-                    break
-                yield Frame(i, f'{i:0{self.digits}d}', im)
-                i += 1
-        finally:
-            cap.release()
+        yield from capture_frames(self._open(), self.max_frames, self.digits)
+
+
+def capture_frames(cap, max_frames=None, digits=6):
+    """Frame(index, stem: the index zero-padded to `digits`, image) of an open cv2.VideoCapture until it ends
+    (or max_frames); the capture is released at the end."""
+    try:
+        i = 0
+        while max_frames is None or i < max_frames:
+            ok, im = cap.read()
+            if not ok or im is None:
+                break
+            yield Frame(i, f'{i:0{digits}d}', im)
+            i += 1
+    finally:
+        cap.release()
 
 
 def prepare_frame(im, cfg):
@@ -221,17 +226,7 @@ class CaptureSource:
         return 0  # not known in advance
 
     def __iter__(self):
-        cap = self._open()
-        try:
-            i = 0
-            while self.max_frames is None or i < self.max_frames:
-                ok, im = cap.read()
-                if not ok or im is None:
-                    break
-                yield Frame(i, f'{i:06d}', im)
-                i += 1
-        finally:
-            cap.release()
+        yield from capture_frames(self._open(), self.max_frames)
 
 
 def check_frame(im, index):
