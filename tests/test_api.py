@@ -204,6 +204,9 @@ def test_config_and_argument_errors(checkpoints, tmp_path):
         load_detector(checkpoints[0], device='gpu')
     with pytest.raises(ValueError, match='does not fit the DFF built from the config'):
         load_detector(checkpoints[0], cfg=os.path.join(ROOT, DEFAULT_CFG))
+    det = load_detector(checkpoints[0])
+    with pytest.raises(FileNotFoundError, match='input not found: .*nothere.mp4'):
+        det.stream(str(tmp_path / 'nothere.mp4'))  # when stream() is called, before any frame is asked for
     with pytest.raises(ValueError, match=r"key_interval='adaptive' needs .*TEST\.KEY_FRAME_SCHEDULE.*VideoDetector"):
         load_detector(checkpoints[0], key_interval='adaptive')
     with pytest.raises(ValueError, match='key frame interval must be at least 1, got 0'):

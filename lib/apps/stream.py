@@ -423,17 +423,18 @@ class StreamDetector:
     def stream(self, source, thresh=DEFAULT_THRESH, max_frames=None):
         """One result dict per frame of `source` (open_source), in order, as the frames arrive: boxes (K, 4)
         float32 in the frame's pixels, scores (K,), labels (K,) indices into class_names, class_names,
-        is_key, index, time_s (this frame's network time)."""
-        for _, result in self.frames(source, thresh=thresh, max_frames=max_frames):
-            yield result
+        is_key, index, time_s (this frame's network time). The source is opened (and checked) at once."""
+        return (result for _, result in self.frames(source, thresh=thresh, max_frames=max_frames))
 
     def frames(self, source, thresh=DEFAULT_THRESH, max_frames=None, with_flow=False, batch=False):
         """(Frame, result) per frame, for the demos: stream()'s results with the frame (index, stem, image).
         with_flow: result['flow'] is the flow FlowNet estimated from the frame to its key frame, (H, W, 2)
         float32 in the frame's pixels (None on key frames). batch: the original demo_batch.py, one forward
-        per chunk (session.starts_chunk), the frames of a chunk of one size, each credited chunk time / n."""
-        source = open_source(source, max_frames)
-        thresh = float(thresh)
+        per chunk (session.starts_chunk), the frames of a chunk of one size, each credited chunk time / n.
+        The source is opened (and checked) at once, the frames are read as the results are taken."""
+        return self._run(open_source(source, max_frames), float(thresh), bool(with_flow), bool(batch))
+
+    def _run(self, source, thresh, with_flow, batch):
         with self.session(with_flow) as session:
             if batch and session.detect_chunk is None:
                 raise DemoInputError(f'{type(self).__name__} has no batched mode')
