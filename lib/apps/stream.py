@@ -401,8 +401,7 @@ Session = collections.namedtuple('Session', ['detect', 'detect_chunk', 'starts_c
 Session.__doc__ = """What a detector does for one stream (a new video, its own key-frame cache):
 detect(index, data (1, 3, H, W), im_info (1, 3)) -> (scores (R, C), boxes (R, 4k) in frame pixels, is_key,
 flow: FlowNet's output or None); detect_chunk(indices, data (n, 3, H, W), im_info (n, 3)) -> such a tuple per
-frame (the batched mode; None when the detector has none); starts_chunk(index): whether frame `index` begins a
-chunk."""
+frame (the batched mode); starts_chunk(index): whether frame `index` begins a chunk in the batched mode."""
 
 
 class StreamDetector:
@@ -436,8 +435,6 @@ class StreamDetector:
 
     def _run(self, source, thresh, with_flow, batch):
         with self.session(with_flow) as session:
-            if batch and session.detect_chunk is None:
-                raise DemoInputError(f'{type(self).__name__} has no batched mode')
             for chunk in _chunks(source, session.starts_chunk if batch else None):
                 prepared = [prepare_frame(frame.image, self.cfg) for frame in chunk]
                 if batch:
