@@ -20,7 +20,7 @@ from lib.utils.provenance import plain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIKES = os.path.join(ROOT, 'tests', 'fixtures', 'video', 'bikes.mp4')  # 640 x 272, 250 frames, 25 fps
-API_DOC = os.path.join(ROOT, 'docs', 'api.md')  # the README's "Python API" section, for now
+API_DOC = os.path.join(ROOT, 'README.md')  # its "Python API" section
 CFG = os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs', 'synthetic_vid_cpu.yaml')
 # small and fast: the synthetic CPU network, a quarter-width FlowNet, frames resized to at most 96 x 160
 SETS = ['SCALES=[96,160]', 'network.FLOW_WIDTH_MULT=0.25', 'device=cpu']
