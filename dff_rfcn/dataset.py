@@ -4,7 +4,7 @@ eq_flag = 1 when the key is the current frame and for DET images (key = the imag
 import numpy as np
 import torch
 
-from lib.dataset.loader import BatchCollator, TrainDataset, item_generator
+from lib.dataset.loader import SALT_KEY_FRAME, BatchCollator, TrainDataset, item_generator
 
 
 class PairDataset(TrainDataset):
@@ -14,7 +14,7 @@ class PairDataset(TrainDataset):
         scale_index = self.scale_index(epoch, index)  # one scale for the pair (as get_pair_image)
         data, im_info = self.load(entry, scale_index=scale_index)
         if 'pattern' in entry:
-            g = item_generator(self.cfg.seed, epoch, index, salt=2)
+            g = item_generator(self.cfg.seed, epoch, index, SALT_KEY_FRAME)
             lo, hi = int(self.cfg.TRAIN.MIN_OFFSET), int(self.cfg.TRAIN.MAX_OFFSET)
             offset = int(torch.randint(lo, hi + 1, (1,), generator=g))
             ref_id = int(np.clip(entry['frame_seg_id'] + offset, 0, entry['frame_seg_len'] - 1))

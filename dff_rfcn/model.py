@@ -53,8 +53,7 @@ class DFF(nn.Module):
         else:
             warped = self.propagate(conv_feat, batch['data'], batch['data_ref'])
             feat = torch.where(eq.view(-1, 1, 1, 1), conv_feat, warped)
-        return self.heads(feat, batch['im_info'], batch['gt_boxes'], batch['rpn_label'], batch['rpn_bbox_target'],
-                          batch['rpn_bbox_weight'])
+        return self.heads.training_losses(feat, batch)
 
     # ------------------------------------------------------------------ inference (docs/fidelity.md §5.5)
     def detect_key(self, data, im_info):

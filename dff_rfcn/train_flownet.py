@@ -22,14 +22,13 @@ import time
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from lib.config import load_config, update_from_list
+from lib.core.engine import LRSchedule, PeriodicCheckpoint, ProgressBar, Trainer, multistep_lr
 from lib.dataset.flying_chairs import FlyingChairs, read_split
 from lib.dataset.synthetic_vid import ensure_dataset
 from lib.model.flownet import build_flownet
-from lib.model.weights import apply_state_dict
-from lib.utils.checkpoint import load_checkpoint, save_checkpoint, save_state_dict
+from lib.utils.checkpoint import load_checkpoint, save_state_dict
 from lib.utils.cli import run_cli
 from lib.utils.device import process_device, resolve_device
 from lib.utils.fileio import write_text
@@ -87,9 +86,41 @@ def state_path(cfg):
     return output_path(cfg)[:-4] + '-pretrain-last.pth'
 
 
+class PairData:
+    """The pretraining data for the engine (lib/core/engine.py): each update is one batch of the shuffled
+    loader; an epoch ends with the loader. Its state is the loader's generator at the start of the epoch, so
+    that a resumed epoch draws the same order (its finished batches are read and skipped)."""
+    updates_per_epoch = None
+
+    def __init__(self, train_set, loader, generator):
+        self.train_set, self.loader, self.generator = train_set, loader, generator
+        self.epoch_start = generator.get_state()
+
+    def updates(self, epoch, start):
+        self.train_set.epoch = epoch + 1  # the flips' draw (1-based, as before the engine)
+        self.epoch_start = self.generator.get_state()  # the loader draws this epoch's order from it when it starts
+        for pos, batch in enumerate(self.loader, 1):
+            if pos > start:
+                yield batch
+
+    def state_dict(self):
+        return {'generator': self.epoch_start}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state['generator'])
+
+
+def _engine_state(ck):
+    """A resumable state written before the engine ('iteration', 1-based 'epoch', 'batch_in_epoch', the lr
+    scheduler's state) in the engine's schema (the lr follows from the position)."""
+    if 'iteration' not in ck:
+        return ck
+    return dict(ck, epoch=ck['epoch'] - 1, update_in_epoch=ck['batch_in_epoch'], global_update=ck['iteration'])
+
+
 def pretrain_flownet(cfg, log=print, resume=False):
     """Train FlowNetS per cfg.FLOW_PRETRAIN; returns (path of the weights, EPE figures). Every
-    FLOW_PRETRAIN.CHECKPOINT_ITERS iterations the whole state (weights, Adam, lr schedule, data order) is
+    FLOW_PRETRAIN.CHECKPOINT_ITERS iterations the whole state (weights, Adam, position, data order, RNG) is
     written atomically to state_path(cfg); resume=True continues from it to the same weights an
     uninterrupted run gives (the interrupted epoch's order is replayed: its finished batches are read and
     skipped)."""
@@ -118,19 +149,27 @@ def pretrain_flownet(cfg, log=print, resume=False):
     params = [v for k, v in net.named_parameters() if not k.startswith('Convolution5_scale')]
     opt = torch.optim.Adam(params, lr=float(p.lr), betas=(0.9, 0.999), weight_decay=float(p.wd))
     steps = [int(s) for s in str(p.lr_step).split(',') if s.strip()]
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, steps, gamma=0.5)
     max_iters, div, every = int(p.max_iters), float(p.div_flow), int(p.CHECKPOINT_ITERS)
-    it, skip, spent = 0, 0, 0.0
-    last = state_path(cfg)
+
+    def step(batch):
+        cur, key, flow = (t.to(device) for t in batch)
+        _, _, preds = net(cur, key, multiscale=True)
+        loss = multiscale_loss(preds, flow, p.loss_weights, div)
+        loss.backward()
+        return {'loss': loss.detach()}
+
+    last, spent, tic = state_path(cfg), 0.0, time.time()
+    hooks = [LRSchedule(multistep_lr(float(p.lr), 0.5, steps)),  # halved at each lr_step iteration
+             ProgressBar('flownet', unit='it', per_epoch=False, postfix_every=int(p.frequent)),
+             PeriodicCheckpoint(last, every, in_epoch=False, at_stop=False,
+                                extra=lambda: {'before': before, 'seconds': spent + time.time() - tic,
+                                               'module': 'flownet', 'cfg': _config_of_the_net(cfg)})]
+    trainer = Trainer(net, opt, PairData(train_set, train_loader, g), step, hooks, max_updates=max_iters)
     if resume and os.path.isfile(last):
-        ck = load_checkpoint(last)
-        apply_state_dict(net, ck['model'], last, cfg=cfg, stored_cfg=ck.get('cfg'))
-        opt.load_state_dict(ck['optimizer'])
-        sched.load_state_dict(ck['scheduler'])
-        g.set_state(ck['generator'])
-        train_set.epoch, it, skip = ck['epoch'] - 1, ck['iteration'], ck['batch_in_epoch']
+        ck = _engine_state(load_checkpoint(last))
+        trainer.load_state_dict(ck, last, cfg=cfg)
         before, spent = ck['before'], ck['seconds']
-        log(f"resumed FlowNet pretraining from {last}: iteration {it} of {max_iters}")
+        log(f"resumed FlowNet pretraining from {last}: iteration {trainer.global_update} of {max_iters}")
     else:
         if resume:
             log(f"--resume: no {last} yet, starting from scratch")
@@ -138,36 +177,8 @@ def pretrain_flownet(cfg, log=print, resume=False):
     log(f"FlowNet pretraining on {p.dataset_path}: {len(train_set)} train / {len(val_set)} val pairs, "
         f"{max_iters} iterations of {p.batch_size}; zero-flow EPE {before['zero_flow_epe']:.3f} px")
     tic = time.time()
-    bar = tqdm(total=max_iters, initial=it, desc='flownet', unit='it', mininterval=2)
-    while it < max_iters:
-        train_set.epoch += 1
-        epoch_start = g.get_state()  # the loader draws this epoch's order from g when it starts
-        pos = 0
-        for cur, key, flow in train_loader:
-            pos += 1
-            if pos <= skip:
-                continue
-            cur, key, flow = cur.to(device), key.to(device), flow.to(device)
-            _, _, preds = net(cur, key, multiscale=True)
-            loss = multiscale_loss(preds, flow, p.loss_weights, div)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            it += 1
-            bar.update(1)
-            if it % int(p.frequent) == 0:
-                bar.set_postfix(loss=f'{float(loss.detach()):.4f}', refresh=False)
-            if every and it % every == 0 and it < max_iters:
-                save_checkpoint(last, {'model': net.state_dict(), 'optimizer': opt.state_dict(),
-                                       'scheduler': sched.state_dict(), 'generator': epoch_start,
-                                       'epoch': train_set.epoch, 'batch_in_epoch': pos, 'iteration': it,
-                                       'before': before, 'seconds': spent + time.time() - tic,
-                                       'module': 'flownet', 'cfg': _config_of_the_net(cfg)})
-            if it >= max_iters:
-                break
-        skip = 0
-    bar.close()
+    if trainer.global_update < max_iters:
+        trainer.train()
     result = evaluate(net, val_loader, div, device)
     result.update(initial_epe=before['epe'], iterations=max_iters, seconds=round(spent + time.time() - tic, 1))
     path = output_path(cfg)

@@ -21,9 +21,7 @@ class RFCN(nn.Module):
 
     def forward(self, batch):
         """Training: a collated batch (lib.dataset.loader.BatchCollator) -> dict of the four losses."""
-        conv_feat = self.feature(batch['data'])
-        return self.heads(conv_feat, batch['im_info'], batch['gt_boxes'], batch['rpn_label'],
-                          batch['rpn_bbox_target'], batch['rpn_bbox_weight'], batch.get('generators'))
+        return self.heads.training_losses(self.feature(batch['data']), batch)
 
     def detect(self, data, im_info):
         """Test: (N, 3, H, W), im_info (N, 3) -> {'rois', 'cls_prob', 'bbox_pred' (de-normalised)}."""

@@ -2,6 +2,7 @@
 input errors, the DFF key-frame schedule, annotated frames + mp4 + flow images on a real video
 (tests/fixtures/video/bikes.mp4) with random weights, and the Middlebury flow colours."""
 import os
+import re
 import subprocess
 import sys
 
@@ -197,6 +198,58 @@ def test_flow_colors():
     assert down[0, 1].min() > down[0, 0].min()   # half the magnitude: paler
 
 
+def test_flow_panel_legend_and_key_mark():
+    """The flow panel: the Middlebury colours at the given scale, a colour wheel whose rim is that scale (+x
+    red, centre white), white for a key frame (no flow); the key-frame mark: a yellow frame."""
+    flow = np.zeros((120, 200, 2))
+    flow[..., 0] = 4.0  # rightwards, half the scale of 8 px: half-saturated red
+    panel = D.flow_panel(flow, 8.0, (200, 120))
+    assert panel.shape == (120, 200, 3)
+    assert tuple(panel[60, 60]) == tuple(D.flow_to_color(flow, 8.0)[60, 60]) == (127, 127, 255)
+    d = 30  # min(120, 200) // 4
+    wheel = D.flow_legend(d, 8.0)
+    assert tuple(wheel[d // 2, d - 1]) == (0, 0, 255) or wheel[d // 2, d - 1, 2] > 200 > wheel[d // 2, d - 1, 0]
+    assert wheel[d // 2, d // 2].min() > 230 and tuple(wheel[0, 0]) == (40, 40, 40)
+    assert any(np.array_equal(panel[y:y + d, x:x + d], wheel) for y in range(90) for x in range(170))
+    key = D.flow_panel(None, 8.0, (200, 120))
+    assert key[40:80, 40:120].min() == 255
+    im = np.full((50, 80, 3), 128, np.uint8)
+    D.mark_frame(im, 7, 7, True)
+    assert tuple(im[49, 40]) == tuple(im[25, 0]) == D.KEY_COLOR
+    im = np.full((50, 80, 3), 128, np.uint8)
+    D.mark_frame(im, 9, 7, False)
+    assert tuple(im[49, 40]) == (128, 128, 128) and (im[:20] != 128).any()
+
+
+@pytest.mark.parametrize('hide_pyav', [False, True])
+def test_mp4_h264_or_the_fallback_note(tmp_path, monkeypatch, capsys, hide_pyav):
+    """The mp4: H.264 through PyAV (optional in requirements.txt), odd sizes padded to even ones; without PyAV
+    (as installed, or hidden), OpenCV's mp4v and a note."""
+    if hide_pyav:
+        monkeypatch.setitem(sys.modules, 'av', None)  # `import av` raises ImportError
+    pyav = _have_pyav()
+    path = str(tmp_path / 'v.mp4')
+    enc = D.VideoEncoder(path, 25.0, (161, 97))
+    for i in range(5):
+        enc.write(np.full((97, 161, 3), 40 * i, np.uint8))
+    enc.close()
+    enc.close()  # idempotent
+    cap = cv2.VideoCapture(path)
+    ok, first = cap.read()
+    cap.release()
+    assert ok and _count_video_frames(path) == 5
+    printed = capsys.readouterr().out
+    if pyav:
+        assert enc.codec == 'h264' and _fourcc(path) in ('h264', 'avc1') and first.shape == (98, 162, 3)
+        assert enc.note is None and 'note:' not in printed
+    else:
+        assert enc.codec == 'mp4v' and _fourcc(path) in ('mp4v', 'fmp4')  # MPEG-4 Part 2 (OpenCV may crop odd sizes)
+        assert printed.startswith('note: PyAV ') and 'pip install av' in printed
+    with pytest.raises(ValueError, match='a frame of 160x97 in a video of 161x97'):
+        D.VideoEncoder(str(tmp_path / 'w.mp4'), 25.0, (161, 97), log=lambda m: None).write(
+            np.zeros((97, 160, 3), np.uint8))
+
+
 def test_flow_to_image_pixels():
     flow = torch.zeros(1, 2, 5, 10)
     flow[:, 0] = 1.0  # one feature cell = 16 pixels of the resized image = 16 / 0.25 = 64 original pixels
@@ -207,22 +260,51 @@ def test_flow_to_image_pixels():
 
 # ------------------------------------------------------------------------------------------- the demos
 
-def test_dff_demo_on_video(dff_checkpoint, tmp_path):
+def _fourcc(path):
+    cap = cv2.VideoCapture(path)
+    code = int(cap.get(cv2.CAP_PROP_FOURCC))
+    cap.release()
+    return code.to_bytes(4, 'little').decode('ascii', 'replace').lower()
+
+
+def _have_pyav():
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return 'libx264' in av.codecs_available
+
+
+def test_dff_demo_on_video(dff_checkpoint, tmp_path, capsys):
+    """--show-flow: the flow beside each frame (the frames twice as wide), on the one scale printed; key frames
+    marked (yellow frame) and their flow panel white (no flow); the mp4 in H.264 (or the fallback note)."""
     from dff_rfcn.demo import main
     out, mp4 = tmp_path / 'out', str(tmp_path / 'out.mp4')
     s = main(_argv(dff_checkpoint, BIKES, out, '--max-frames', str(NUM_FRAMES), '--key-interval', '5',
                    '--show-flow', '--mp4', mp4, '--thresh', '0.1'))
+    printed = capsys.readouterr().out
     stems = [f'{i:06d}' for i in range(NUM_FRAMES)]
     assert s['frames'] == stems
     assert sorted(f for f in os.listdir(out) if f.endswith('.jpg')) == [f'{x}.jpg' for x in stems]
     assert s['paths'] == [os.path.join(str(out), f'{x}.jpg') for x in stems]  # written in frame order
-    assert cv2.imread(s['paths'][0]).shape == (272, 640, 3)
     key = [i for i, k in enumerate(s['kinds']) if k == 'key']
     assert key == [0, 5, 10] and s['kinds'].count('non-key') == NUM_FRAMES - 3
+    assert s['flow_max'] == pytest.approx(0.05 * np.hypot(640, 272))
+    assert f'full colour at {s["flow_max"]:.3g} px for the whole video' in printed
+    for i, path in enumerate(s['paths']):
+        im = cv2.imread(path).astype(int)
+        assert im.shape == (272, 1280, 3)
+        yellow = np.abs(im[136, 0] - D.KEY_COLOR).max() < 40 and np.abs(im[271, 320] - D.KEY_COLOR).max() < 40
+        white = im[100:170, 900:1000].min() > 235  # the middle of the flow panel
+        assert yellow == white == (i in key), i
     non_key = [x for i, x in enumerate(stems) if i not in key]
     assert sorted(os.listdir(out / 'flow')) == [f'{x}.png' for x in non_key]
     assert cv2.imread(str(out / 'flow' / f'{non_key[0]}.png')).shape == (272, 640, 3)
     assert _count_video_frames(mp4) == NUM_FRAMES
+    if _have_pyav():
+        assert s['video_codec'] == 'h264' and _fourcc(mp4) in ('h264', 'avc1')
+    else:
+        assert s['video_codec'] == 'mp4v' and f"{mp4} is written by OpenCV as mp4v" in printed
     timer = s['timer']
     assert timer.count('key') == 2 and timer.count('non-key') == NUM_FRAMES - 2 - 2  # frames 0, 1: warm-up
     assert sum(len(d) for d in s['detections']) > 0  # random weights, low threshold: boxes were drawn
@@ -278,6 +360,17 @@ def test_batch_demos_detect_what_the_frame_by_frame_demos_detect(dff_checkpoint,
     cv2.imwrite(str(mixed / '2.png'), np.zeros((200, 100, 3), np.uint8))
     with pytest.raises(D.DemoInputError, match=r'--batch needs frames of one size; 1 \.\. 2'):
         rfcn_main(_argv(rfcn_checkpoint, str(mixed), tmp_path / 'rm', '--batch'))
+
+
+def test_progress_bar_and_verbose_lines(rfcn_checkpoint, frames_dir, tmp_path, capsys):
+    """Without --quiet a progress bar counts the frames (stderr); --verbose adds a line per frame."""
+    from rfcn.demo import main
+    argv = [a for a in _argv(rfcn_checkpoint, frames_dir, tmp_path / 'o', '--max-frames', '3', '--verbose')
+            if a != '--quiet']
+    main(argv)
+    out, err = capsys.readouterr()
+    assert re.search(r'rfcn demo: 100%.*3/3', err), err
+    assert re.findall(r'^\[rfcn demo\] frame (\d) (\d+) frame: ', out, re.M) == [('0', '0'), ('1', '1'), ('2', '2')]
 
 
 def test_scripts_run_from_the_command_line(tmp_path):

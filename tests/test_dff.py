@@ -14,6 +14,7 @@ from lib.core.tester import split_frames
 from lib.dataset.loader import feature_size
 from lib.model.detection import FeatureNet
 from lib.model.flownet import FlowNetS
+from lib.utils.checkpoint import save_checkpoint
 from lib.utils.fileio import load_torch
 from tests.small_run import ROOT
 
@@ -180,6 +181,31 @@ def _grads(model, batch):
     losses = model(batch)
     sum(losses.values()).backward()
     return {k: p.grad for k, p in model.named_parameters()}, losses
+
+
+def test_dff_roi_sampling_draws_from_the_batch_generators():
+    """DFF calls the heads' one loss entry as the baseline does (DetectionHeads.training_losses): the roi
+    sampling of image b draws from batch['generators'][b], not from the global RNG. (With the shipped
+    configs, BATCH_ROIS -1 and BG_THRESH_LO 0, it draws nothing; with BATCH_ROIS 32 it samples.)"""
+    from lib.dataset.loader import SALT_ROI_SAMPLING, item_generator
+    cfg = small_cfg('TRAIN.BATCH_ROIS=32', 'TRAIN.ENABLE_OHEM=false')
+    torch.manual_seed(0)
+    model = DFF(cfg).train()
+
+    def losses(global_seed, salt=None):
+        batch = _train_batch(model, cfg, [0.0, 1.0])
+        if salt is not None:
+            batch['generators'] = [item_generator(0, 0, i, salt) for i in range(2)]
+        torch.manual_seed(global_seed)
+        with torch.no_grad():
+            return model(batch)
+
+    a, b = losses(1, SALT_ROI_SAMPLING), losses(2, SALT_ROI_SAMPLING)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the generators decide, whatever the global RNG
+    other = losses(1, SALT_ROI_SAMPLING + 100)
+    assert any(not torch.equal(a[k], other[k]) for k in a)  # other generators, another sample
+    plain1, plain2 = losses(1), losses(2)  # without generators the global RNG decides
+    assert any(not torch.equal(plain1[k], plain2[k]) for k in plain1)
 
 
 def test_gradients_reach_flownet_and_backbone_through_the_warp():
@@ -377,14 +403,27 @@ def test_flownet_pretraining_killed_and_resumed_ends_at_the_same_weights(flow_pa
     monkeypatch.setattr(tf, 'multiscale_loss', real_loss)
     assert not os.path.exists(tf.output_path(cfg))
     state = load_torch(tf.state_path(cfg))
-    assert (state['iteration'], state['epoch'], state['batch_in_epoch']) == (5, 2, 1)
+    # the engine's schema (lib/core/engine.py): 0-based epoch 1 = the second epoch, its batch 1
+    assert (state['global_update'], state['epoch'], state['update_in_epoch']) == (5, 1, 1)
+    # a copy in the schema pretraining wrote before the engine (1-based epoch, batch_in_epoch, iteration, the
+    # lr scheduler's state, no RNG states) resumes too
+    old_cfg = cfg_for(str(tmp_path / 'old'), 5)
+    old = {k: v for k, v in state.items() if k not in ('global_update', 'update_in_epoch', 'rng')}
+    old.update(epoch=2, batch_in_epoch=1, iteration=5,
+               scheduler={'milestones': {6: 1}, 'gamma': 0.5, 'base_lrs': [1e-4], 'last_epoch': 5, '_step_count': 6})
+    save_checkpoint(tf.state_path(old_cfg), old)
     messages = []
     path, result = tf.pretrain_flownet(cfg, log=messages.append, resume=True)
     assert 'resumed FlowNet pretraining' in messages[0] and result['iterations'] == 9
-    ref, got = load_torch(ref_path), load_torch(path)
-    for k in ref:
-        torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6, msg=k)
-    assert json.load(open(ref_path[:-4] + '.json'))['epe'] == pytest.approx(result['epe'], rel=1e-5)
+    old_messages = []
+    old_path, old_result = tf.pretrain_flownet(old_cfg, log=old_messages.append, resume=True)
+    assert old_messages[0].startswith('resumed FlowNet pretraining') and 'iteration 5 of 9' in old_messages[0]
+    ref = load_torch(ref_path)
+    for got in (load_torch(path), load_torch(old_path)):
+        for k in ref:
+            torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6, msg=k)
+    for r in (result, old_result):
+        assert json.load(open(ref_path[:-4] + '.json'))['epe'] == pytest.approx(r['epe'], rel=1e-5)
 
 
 def test_flownet_multiscale_loss_learns_the_flow_of_a_batch(flow_pairs):

@@ -13,7 +13,7 @@ import torch
 from lib.utils import fileio
 from lib.utils.checkpoint import load_checkpoint, save_checkpoint
 from lib.utils.cli import run_cli
-from lib.utils.fileio import (DiskFullError, UnsafeFileError, atomic_write, load_torch, save_torch, write_bytes,
+from lib.utils.fileio import (DiskFullError, UnsafeFileError, atomic_write, load_data_pickle, load_torch, save_torch, write_bytes,
                               write_text)
 from tests.small_run import code_running_pickles
 
@@ -132,6 +132,37 @@ def test_loading_never_runs_code(tmp_path):
             load_torch(p)
         except UnsafeFileError as e:
             assert '\n' not in str(e) and isinstance(e, ValueError)
+
+
+def test_caches_are_read_as_data_and_a_planted_cache_never_runs(tmp_path, capsys):
+    """The project's own pickles (the evaluator's gt cache, the roidb cache) are read with load_data_pickle:
+    numpy arrays and containers come back; a cache file replaced by a code-running pickle is refused (the
+    evaluator then rebuilds it from the annotations) and never runs."""
+    import numpy as np
+    from lib.evaluation.imagenet_vid_eval import load_gt
+    data = {'a': np.arange(6, dtype=np.float32).reshape(2, 3), 'b': [np.int64(3), 'x', (1.5, None)]}
+    good = tmp_path / 'good.pkl'
+    with open(good, 'wb') as f:
+        pickle.dump(data, f, pickle.HIGHEST_PROTOCOL)
+    back = load_data_pickle(good)
+    assert np.array_equal(back['a'], data['a']) and back['a'].dtype == np.float32 and back['b'] == data['b']
+
+    marker = tmp_path / 'marker'
+    _, as_pickle = code_running_pickles(tmp_path, marker)
+    with pytest.raises(UnsafeFileError, match=r'evil.pkl could not be read safely: it asks for '):
+        load_data_pickle(as_pickle)
+    assert not marker.exists()
+
+    ann = tmp_path / 'ann' / 'v'
+    ann.mkdir(parents=True)
+    (ann / '000000.xml').write_text('<annotation><size><width>32</width><height>24</height></size><object>'
+                                    '<trackid>0</trackid><name>n02958343</name><bndbox><xmin>1</xmin><ymin>2</ymin>'
+                                    '<xmax>10</xmax><ymax>12</ymax></bndbox><occluded>0</occluded></object></annotation>')
+    cache = tmp_path / 'val_gt_cache.pkl'
+    cache.write_bytes(open(as_pickle, 'rb').read())  # a planted cache where the evaluator keeps its own
+    gt = load_gt(tmp_path / 'ann', [('v/000000', 1)], {'__background__': 0, 'n02958343': 1}, cache_file=cache)
+    assert not marker.exists() and 'rebuilding' in capsys.readouterr().err
+    assert load_data_pickle(cache)['gt'].keys() == gt.keys()  # rewritten as plain data
 
 
 def test_unreadable_and_missing_files_name_the_file(tmp_path):

@@ -66,7 +66,7 @@ def test_a_test_folder_is_read_and_a_pickle_with_code_is_refused(tmp_path, capsy
     write_detections(bad / 'det_x_all.txt', dets)
     with open(bad / 'x_gt_cache.pkl', 'wb') as f:
         pickle.dump({'gt': Code()}, f)
-    with pytest.raises(ValueError, match='refusing to load'):
+    with pytest.raises(ValueError, match='x_gt_cache.pkl could not be read safely: it asks for (posix|os).system'):
         tool.main([str(bad)])
     with pytest.raises(FileNotFoundError, match='expected one det_'):
         tool.main([str(tmp_path)])

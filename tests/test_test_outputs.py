@@ -176,7 +176,7 @@ def test_real_configs_checkpoint_every_2000_updates():
 
 
 def test_resume_drops_the_log_lines_of_redone_updates(tmp_path):
-    from lib.core.trainer import check_new_run, existing_run, trim_logs
+    from lib.core.engine import check_new_run, existing_run, trim_logs
     run = str(tmp_path)
     assert existing_run(run, 'rfcn') == [] and existing_run(str(tmp_path / 'none'), 'rfcn') == []
     text = ['training rfcn: 1 image\n'] + [f'Epoch[{e}] Batch [{u}]\tSpeed: 1.00 samples/sec\tlr=0.01\tl=0.5\n'
@@ -195,3 +195,54 @@ def test_resume_drops_the_log_lines_of_redone_updates(tmp_path):
     assert open(os.path.join(run, 'train.log')).readlines() == text[:1]
     assert open(os.path.join(run, 'train_log.jsonl')).readlines() == []
     assert sorted(os.listdir(run)) == ['train.log', 'train_log.jsonl']
+
+
+FAILING_RANK = r'''
+import sys
+import numpy as np
+import torch
+from lib.config import load_config
+from lib.core import tester
+from lib.utils import dist
+
+dist.init_from_env('cpu')
+cfg = load_config(sys.argv[1])
+tester.prepare_image = lambda path, cfg, **kw: (torch.zeros(3, 8, 8), np.array([8, 8, 1], np.float32))
+frames = [{'image': 'f', 'frame_id': i + 1, 'video': f'v{i // 5}', 'index': f'v/{i}'} for i in range(20)]
+
+
+calls = []
+
+
+def detect(frame, data, im_info):
+    calls.append(frame['index'])
+    if dist.rank() == 1 and len(calls) == 3:
+        raise ValueError('frame 3 of rank 1: a corrupt image (simulated)')
+    return torch.full((1, 2), 0.9), torch.tensor([[0.0, 0.0, 4.0, 4.0] * 2])
+
+
+try:
+    tester.detect_to_file(cfg, frames, detect, sys.argv[2], 0.1, by_video=True)
+except ValueError as e:
+    print(f'rank {dist.rank()}: {type(e).__name__}: {e}', flush=True)
+    sys.exit(3)
+print(f'rank {dist.rank()}: finished', flush=True)
+'''
+
+
+def test_a_failing_rank_stops_every_rank(tmp_path):
+    """torchrun, 2 processes (gloo): rank 1 fails on its 3rd frame. Both ranks stop, rank 1 with its own error,
+    rank 0 naming rank 1 and that error (before: rank 0 died in the gather with gloo's "Connection closed by
+    peer" traceback, or waited there while the failing process lived on), and no file is left."""
+    script = tmp_path / 'failing_rank.py'
+    script.write_text(FAILING_RANK)
+    out = tmp_path / 'out'
+    out.mkdir()
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+                           str(script), RFCN_CFG, str(out / 'det.txt')], cwd=ROOT, capture_output=True, text=True,
+                          timeout=240, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text
+    assert 'rank 1: ValueError: frame 3 of rank 1: a corrupt image (simulated)' in proc.stdout, text
+    assert 'rank 0: RankFailedError: rank 1 stopped the test: ValueError: frame 3 of rank 1' in proc.stdout, text
+    assert os.listdir(out) == [], os.listdir(out)

@@ -66,6 +66,33 @@ def test_torchrun_two_processes_equal_accumulation_two(tmp_path):
     assert bad.returncode == 2 and 'no train_log.jsonl or train.log' in bad.stderr
 
 
+# The first four updates' loss terms of the tiny run below, recorded from the training loop as it was before
+# it ran on lib/core/engine.py (commit 8f48e3a): the engine, the named seed salts and the heads' one loss
+# entry must leave the baseline's training numerics as they were.
+BASELINE_LOSSES = [
+    {'rpn_cls_loss': 0.6379283666610718, 'rpn_bbox_loss': 0.017421161755919456, 'rcnn_cls_loss': 1.76777184009552,
+     'rcnn_bbox_loss': 0.10965920984745026},
+    {'rpn_cls_loss': 0.5960475206375122, 'rpn_bbox_loss': 0.011851329356431961, 'rcnn_cls_loss': 1.7723122835159302,
+     'rcnn_bbox_loss': 0.027784083038568497},
+    {'rpn_cls_loss': 0.5164791941642761, 'rpn_bbox_loss': 0.020129960030317307, 'rcnn_cls_loss': 1.7590172290802002,
+     'rcnn_bbox_loss': 1.1804450878116768e-05},
+    {'rpn_cls_loss': 0.3824216425418854, 'rpn_bbox_loss': 0.013884998857975006, 'rcnn_cls_loss': 1.724953293800354,
+     'rcnn_bbox_loss': 0.026096932590007782},
+]
+
+
+@pytest.mark.slow
+def test_baseline_training_losses_are_unchanged(tmp_path):
+    run_script(SCRIPT, CFG, tiny_overrides(tmp_path) + ['TRAIN.MAX_ITERS=4', 'TRAIN.end_epoch=1'], '--skip-test')
+    records = [json.loads(line) for line in open(os.path.join(_train_dir(tmp_path), 'train_log.jsonl'))]
+    assert [r['global_update'] for r in records] == [1, 2, 3, 4]
+    for got, expected in zip(records, BASELINE_LOSSES):
+        assert got['losses'].keys() == expected.keys()
+        for k, v in expected.items():
+            # bit-for-bit on the machine that recorded them; another CPU may round float32 convolutions differently
+            assert got['losses'][k] == pytest.approx(v, rel=1e-4, abs=1e-7), (got['global_update'], k)
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tmp_path):
     ref, killed = tmp_path / 'ref', tmp_path / 'killed'

@@ -12,7 +12,7 @@ import torch
 import dff_rfcn.model  # noqa: F401 (registers the DFF model with the converter)
 import rfcn.model  # noqa: F401 (registers the RFCN model with the converter)
 from lib.config import load_config, update_from_list
-from lib.core.trainer import _rng_state, _set_rng_state
+from lib.core.engine import rng_state as _rng_state, set_rng_state as _set_rng_state
 from lib.utils.provenance import plain as _plain
 from lib.model.convert_mxnet import MXNetConversionError, build_target
 from lib.model.weights import load_model_weights, load_pretrained, load_weights

@@ -2,11 +2,12 @@
 """Summarise and compare training runs from their logs: per epoch, the mean of every loss term (weighted by
 the updates each log line covers), the last lr and the mean speed.
 
-    python tools/analyze_train_log.py RUN [RUN ...]
+    python tools/analyze_train_log.py RUN [RUN ...] [--plot curves.png]
 
 RUN: a training output folder (holding train_log.jsonl or train.log) or one of those files. With several
 runs, each epoch has a row per run (e.g. 4 GPUs against 1 GPU with ACCUMULATE_GRAD 4), named by the folder
-(the path as given where two folders share a name).
+(the path as given where two folders share a name). --plot also writes a PNG of the loss curves: a panel
+per loss term, a line per run, the logged means against the update number (needs matplotlib).
 """
 import argparse
 import json
@@ -15,6 +16,7 @@ import re
 from collections import OrderedDict
 
 from lib.utils.cli import run_cli
+from lib.utils.fileio import atomic_write
 
 _LINE = re.compile(r'^Epoch\[(\d+)\] Batch \[(\d+)\]\tSpeed: ([\d.]+) samples/sec\tlr=([^\t]+)\t?(.*)$')
 
@@ -98,16 +100,62 @@ def table(runs):
     return '\n'.join(lines)
 
 
+def global_updates(records):
+    """The update number (counted from the start of training) of each record: train_log.jsonl stores it;
+    for train.log it is the sum of the updates the lines cover."""
+    out, total = [], 0
+    for r in records:
+        total += max(int(r.get('updates', 1)), 1)
+        out.append(int(r['global_update']) if 'global_update' in r else total)
+    return out
+
+
+def plot(runs, path):
+    """runs: {name: records}. Writes a PNG with a panel per loss term and a line per run."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError('--plot needs matplotlib, which is not installed (pip install matplotlib)') from None
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    terms = []
+    for records in runs.values():
+        for r in records:
+            terms += [k for k in r['losses'] if k not in terms]
+    cols = min(len(terms), 2)
+    rows = (len(terms) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 3.5 * rows), squeeze=False)
+    for ax, term in zip(axes.flat, terms):
+        for name, records in runs.items():
+            points = [(u, r['losses'][term]) for u, r in zip(global_updates(records), records) if term in r['losses']]
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], label=name)
+        ax.set_title(term)
+        ax.set_xlabel('update')
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize='small')
+    for ax in list(axes.flat)[len(terms):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=100), 'wb')
+    plt.close(fig)
+    return path
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('runs', nargs='+', help='training output folders or log files')
+    ap.add_argument('--plot', metavar='PNG', help='also write the loss curves of the runs to this PNG (matplotlib)')
     args = ap.parse_args(argv)
-    runs = OrderedDict()
+    runs, logs = OrderedDict(), OrderedDict()
     for path in args.runs:
-        summary = per_epoch(read_log(path))
+        records = read_log(path)
         name = os.path.basename(os.path.normpath(path if os.path.isdir(path) else os.path.dirname(path))) or path
-        runs[name if name not in runs else path] = summary
+        name = name if name not in runs else path
+        runs[name], logs[name] = per_epoch(records), records
     print(table(runs))
+    if args.plot:
+        print(f'loss curves: {plot(logs, args.plot)}')
     return 0
 
 

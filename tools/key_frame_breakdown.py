@@ -9,17 +9,17 @@ project: the frame baseline's <test_image_set>/ as well as DFF's and its _zero_f
 grouped by their number in the video modulo --interval (the DFF test's key frames are 0, interval, ...):
 key frames, 1 .. interval/2 - 1 after one, and the rest; each group is scored with the ImageNet VID protocol
 (mAP and the motion buckets). --iou replaces the protocol's 0.5 (e.g. 0.3: does a method lose boxes or only
-their placement?). The gt cache is read with an unpickler that builds numpy arrays and plain containers only.
+their placement?). The gt cache is read with lib/utils/fileio.py's load_data_pickle (numpy arrays and plain containers only).
 """
 import argparse
 import glob
 import os
-import pickle
 
 import numpy as np
 
 from lib.evaluation import imagenet_vid_eval as vid_eval
 from lib.utils.cli import run_cli
+from lib.utils.fileio import load_data_pickle
 
 
 def frame_groups(frames, interval):
@@ -53,30 +53,13 @@ def score_groups(dets, gt, interval, num_classes, iou=None):
         vid_eval.gt_iou_thresholds = threshold
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles numpy arrays, dtypes and builtin containers; anything else (code) is refused."""
-    ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', '_reconstruct'),
-               ('numpy._core.multiarray', '_reconstruct'), ('numpy.core.multiarray', 'scalar'),
-               ('numpy._core.multiarray', 'scalar'), ('numpy.core.numeric', '_frombuffer'),
-               ('numpy._core.numeric', '_frombuffer')}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED or (module.startswith('numpy') and name.endswith('DType')):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not an array)")
-
-
 def load_folder(folder):
     dets = glob.glob(os.path.join(folder, 'det_*_all.txt'))
     caches = glob.glob(os.path.join(folder, '*_gt_cache.pkl'))
     if len(dets) != 1 or len(caches) != 1:
         raise FileNotFoundError(f"{folder}: expected one det_*_all.txt and one *_gt_cache.pkl (a test output "
                                 f"folder), found {len(dets)} and {len(caches)}")
-    with open(caches[0], 'rb') as f:
-        try:
-            payload = _ArraysOnly(f).load()
-        except pickle.UnpicklingError as exc:
-            raise ValueError(f"{caches[0]}: {exc}") from None
+    payload = load_data_pickle(caches[0])  # plain data only (lib/utils/fileio.py): never runs code
     if not isinstance(payload, dict) or 'gt' not in payload:
         raise ValueError(f"{caches[0]}: not a ground-truth cache of this project")
     return vid_eval.read_detections(dets[0]), payload['gt']

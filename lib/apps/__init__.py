@@ -1,1 +1,2 @@
-"""Applications built on lib.core: the demos' shared frame source, drawing, timing and loop (demo)."""
+"""Applications built on lib.core: streaming detection frame by frame, the Python API's shared part (stream),
+and the demos' drawing, writing, progress and loop on top of it (demo)."""

@@ -1,7 +1,7 @@
 """What the two demos (rfcn/demo.py: a detector on every frame; dff_rfcn/demo.py: Deep Feature Flow)
-share: the frame source, preprocessing of in-memory frames, the original demo's post-processing,
-drawing, writing the annotated frames (and an optional mp4), the flow colouring, the timing and the
-per-frame loop itself (docs/fidelity.md §9).
+share on top of the streaming API (lib/apps/stream.py, which also holds the frame sources, the resizing,
+the post-processing and the timing): drawing, key-frame marks, the flow panel, writing the annotated frames
+(and an mp4), the progress bar and the per-frame loop itself (docs/fidelity.md §9).
 
 Differences from the original demos, on purpose:
 
@@ -12,211 +12,48 @@ Differences from the original demos, on purpose:
   The original drew on an RGB-converted copy and wrote that with cv2.imwrite, which swapped red and blue
   in every output file.
 * Class colours are fixed per class (the original drew random colours on every run).
-* A video file can be the input as well as a folder of frames.
+* A video file, a camera or a stream URL can be the input as well as a folder of frames.
 
-Post-processing is the original demo's: per-class NMS (TEST.NMS = 0.3) on all boxes, then keep the
-detections whose score is above --thresh (default 0.7). Thresholding before NMS, as
-lib.core.tester.postprocess does, keeps exactly the same boxes: a box above the threshold can only be
-suppressed by a higher-scoring one, which is above the threshold too. There is no per-image cap.
+What a run writes: <output>/<stem>.jpg per frame; --mp4 the same frames as a video, in H.264 through PyAV
+(`pip install av`; browsers and common players open it), else OpenCV's mp4v with a printed note. DFF marks
+its key frames on the frame (a yellow frame and 'KEY <index>'; the others 'frame <index> <- key <index>').
+--show-flow puts the flow beside each frame (Middlebury colours, a colour-wheel legend), on one scale for the
+whole video: full colour at --flow-max pixels (default 5% of the first frame's diagonal, printed), longer
+vectors darker; the flow alone also goes to <output>/flow/<stem>.png for each non-key frame. A progress bar
+(stderr) counts the frames; --verbose adds a line per frame, --quiet shows neither.
 
-Timing (docs/fidelity.md §9): only the detector call (network forward + box decoding, with a CUDA synchronisation
-on a GPU) is timed; image reading, preprocessing, NMS, drawing and writing are not. Averages leave out
-the first two frames (warm-up). With --batch (the original demo_batch.py: one forward per chunk of frames)
-each frame is credited the chunk's time divided by its frames, and the first chunk is the warm-up.
+Timing (docs/fidelity.md §9): the detector call only (lib/apps/stream.py); averages leave out the first two
+frames (warm-up). With --batch (the original demo_batch.py: one forward per chunk of frames) each frame is
+credited the chunk's time divided by its frames, and the first chunk is the warm-up.
 """
 import argparse
 import collections
+import math
 import os
-import re
-import time
+from fractions import Fraction
 
 import cv2
 import numpy as np
-import torch
+from easydict import EasyDict as edict
+from tqdm import tqdm
 
-from lib.config import load_config, update_from_list
-from lib.dataset.loader import get_imdb_class
-from lib.dataset.vid_classes import dataset_classes
+from lib.apps.stream import DEFAULT_FPS, DEFAULT_THRESH, DemoInputError, open_source, result_rows
+# re-exported: the demos' vocabulary, as the tests and tools/benchmark.py import it
+from lib.apps.stream import (FrameSource, class_names_from_cfg, flow_to_image_pixels, natural_key,  # noqa: F401
+                             prepare_frame, video_container)
+from lib.config import update_from_list
 from lib.utils.cli import run_cli
-from lib.utils.device import resolve_device
 from lib.utils.fileio import write_bytes
 from lib.utils.flow_io import color_wheel, flow_to_color  # noqa: F401 (the demos' flow colouring)
-from lib.utils.image import read_image, resize, to_tensor
 from lib.utils.outputs import make_dirs, remove_empty_dirs, remove_file
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.tiff', '.webp')
-DEFAULT_FPS = 25.0
 WARMUP_FRAMES = 2
-
-
-class DemoInputError(ValueError):
-    """A problem with what the user asked for (input path, options): reported without a traceback."""
-
-
-# Video containers by their file signature: (name, offset, magic). OpenCV's FFmpeg backend also opens text
-# files (its 'tty' demuxer renders the text as frames) and single images (image2) as "videos"; only a real
-# video container is taken as one.
-VIDEO_SIGNATURES = (
-    ('MP4 / QuickTime / 3GP', 4, (b'ftyp', b'moov', b'mdat', b'free', b'wide', b'skip', b'pnot')),
-    ('AVI', 0, (b'RIFF',)),  # + 'AVI ' at 8, checked below
-    ('Matroska / WebM', 0, (b'\x1a\x45\xdf\xa3',)),
-    ('FLV', 0, (b'FLV\x01',)),
-    ('MPEG program stream', 0, (b'\x00\x00\x01\xba',)),
-    ('MPEG video elementary stream', 0, (b'\x00\x00\x01\xb3',)),
-    ('H.264 / H.265 Annex B stream', 0, (b'\x00\x00\x00\x01',)),
-    ('ASF / WMV', 0, (b'\x30\x26\xb2\x75\x8e\x66\xcf\x11',)),
-    ('Ogg', 0, (b'OggS',)),
-)
-IMAGE_SIGNATURES = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG', 'PNG'), (b'BM', 'BMP'), (b'GIF8', 'GIF'),
-                    (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'))
-
-
-def video_container(path):
-    """The name of the video container `path` holds, judged by its first bytes; a DemoInputError naming
-    the file when it is an image, text or anything else that is not a video container."""
-    with open(path, 'rb') as f:
-        head = f.read(400)
-    for name, offset, magics in VIDEO_SIGNATURES:
-        if any(head[offset:offset + len(m)] == m for m in magics):
-            if name == 'AVI' and head[8:12] not in (b'AVI ', b'AVIX'):
-                continue  # another RIFF file (WAV, WebP)
-            return name
-    if len(head) >= 189 and head[0] == 0x47 and head[188] == 0x47:
-        return 'MPEG transport stream'
-    kind = next((k for magic, k in IMAGE_SIGNATURES if head.startswith(magic)),
-                'WebP' if head[:4] == b'RIFF' and head[8:12] == b'WEBP' else None)
-    if kind:
-        raise DemoInputError(f"{path} is a {kind} image, not a video; for frames give the folder that holds them")
-    raise DemoInputError(f"{path} is not a video container (MP4/MOV, AVI, Matroska/WebM, FLV, MPEG-PS/TS, ASF, "
-                         f"Ogg, H.264/H.265 stream): give a video file or a folder of frames")
+FLOW_MAX_FRACTION = 0.05  # --show-flow's default scale: 5% of the frame diagonal, in pixels
+KEY_COLOR = (0, 215, 255)  # BGR yellow: the key-frame mark
 
 
 # ---------------------------------------------------------------------------------------------------
-# frames
-
-Frame = collections.namedtuple('Frame', ['index', 'stem', 'image'])  # image: BGR uint8 (H, W, 3)
-
-
-def natural_key(name):
-    """Sort key that compares the digit runs of a file name as numbers: '2.jpg' < '10.jpg',
-    'frame_9' < 'frame_10'; letters compare case-insensitively. Even positions of the key are always
-    strings and odd positions integers, so any two keys compare."""
-    parts = re.split(r'(\d+)', name)
-    return [int(p) if i % 2 else p.lower() for i, p in enumerate(parts)] + [name]
-
-
-def list_frame_files(folder):
-    """The image files of `folder` (not recursive) in frame-number order."""
-    names = [n for n in os.listdir(folder)
-             if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, n))]
-    if not names:
-        raise DemoInputError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in the folder {folder}")
-    names.sort(key=natural_key)
-    stems = [os.path.splitext(n)[0] for n in names]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise DemoInputError(f"{folder}: several images share a name and would be written to the same output "
-                             f"file: {', '.join(dup[:5])}")
-    return [os.path.join(folder, n) for n in names]
-
-
-class FrameSource:
-    """Frames of a folder of images (in frame-number order) or of a video file (cv2.VideoCapture), as
-    Frame(index, stem, image). Output names: the image's file name without extension, or the frame
-    index zero-padded to 6 digits for a video. Errors name the path: missing, an empty folder, a
-    video that cannot be opened or has no frame, a file that is not a video container (video_container)."""
-
-    def __init__(self, path, max_frames=None):
-        if max_frames is not None and int(max_frames) < 1:
-            raise DemoInputError(f"--max-frames must be at least 1, got {max_frames}")
-        self.path = os.fspath(path)
-        self.max_frames = None if max_frames is None else int(max_frames)
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(f"input not found: {self.path} (expected a folder of frames or a video file)")
-        self.is_video = not os.path.isdir(self.path)
-        self.fps = DEFAULT_FPS
-        if self.is_video:
-            self.container = video_container(self.path)
-            cap = self._open()
-            try:
-                ok, first = cap.read()
-                if not ok or first is None:
-                    raise DemoInputError(f"no frame could be read from the video {self.path}")
-                fps = cap.get(cv2.CAP_PROP_FPS)
-                if fps and np.isfinite(fps) and fps > 0:
-                    self.fps = float(fps)
-                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            finally:
-                cap.release()
-            self.frame_size = (first.shape[1], first.shape[0])
-            self.digits = max(6, len(str(max(count, 1) - 1)))
-            self.files = None
-        else:
-            self.files = list_frame_files(self.path)
-            if self.max_frames is not None:
-                self.files = self.files[:self.max_frames]
-
-    def _open(self):
-        cap = cv2.VideoCapture(self.path)
-        if not cap.isOpened():
-            cap.release()
-            raise DemoInputError(f"cannot open the video file {self.path} (not a video, or a format OpenCV cannot "
-                                 f"read)")
-        return cap
-
-    def __len__(self):
-        """Number of frames for a folder; for a video, the container's frame count (may be approximate),
-        capped by max_frames."""
-        if not self.is_video:
-            return len(self.files)
-        cap = self._open()
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        cap.release()
-        return n if self.max_frames is None else min(n, self.max_frames)
-
-    def __iter__(self):
-        if not self.is_video:
-            for i, f in enumerate(self.files):
-                yield Frame(i, os.path.splitext(os.path.basename(f))[0], read_image(f))
-            return
-        cap = self._open()
-        try:
-            i = 0
-            while self.max_frames is None or i < self.max_frames:
-                ok, im = cap.read()
-                if not ok or im is None:
-                    break
-                yield Frame(i, f'{i:0{self.digits}d}', im)
-                i += 1
-        finally:
-            cap.release()
-
-
-def prepare_frame(im, cfg):
-    """A BGR uint8 frame -> (tensor (3, H, W), im_info [H, W, scale]); the same resize and normalisation
-    as lib.utils.image.prepare_image (docs/fidelity.md §7.1), for frames already in memory."""
-    target, max_size = cfg.SCALES[0]
-    im, scale = resize(im, target, max_size, cfg.network.IMAGE_STRIDE)
-    return to_tensor(im, cfg.network.PIXEL_MEANS), np.array([im.shape[0], im.shape[1], scale], dtype=np.float32)
-
-
-# ---------------------------------------------------------------------------------------------------
-# classes, post-processing, drawing
-
-def class_names_from_cfg(cfg):
-    """Class names (background first) of the config's dataset: dataset.CLASSES, else the imdb class's
-    registered class list; the dataset itself is neither loaded nor generated."""
-    try:
-        return list(dataset_classes(cfg, get_imdb_class(cfg.dataset.dataset).class_list)[0])
-    except ValueError as e:
-        raise DemoInputError(str(e)) from None
-
-
-def demo_postprocess(scores, boxes, cfg, thresh):
-    """The original demo's post-processing (see the module docstring). Rows [class, score, x1, y1, x2, y2]."""
-    from lib.core.tester import postprocess  # lazy: it loads the custom ops; the demos' --help works without them
-    return postprocess(scores, boxes, float(thresh), float(cfg.TEST.NMS), 0, bool(cfg.CLASS_AGNOSTIC))
-
+# drawing
 
 def class_color(j):
     """A fixed, well-spread BGR colour for class j (golden-ratio hue steps)."""
@@ -249,6 +86,70 @@ def draw_detections(im, dets, class_names):
     return out
 
 
+def _label(im, text, origin, color, font_scale):
+    """Text on a filled box of `color` with its top-left corner at `origin`; black or white by contrast."""
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+    x, y = origin
+    cv2.rectangle(im, (x, y), (x + tw + 6, y + th + base + 6), color, cv2.FILLED)
+    luma = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
+    cv2.putText(im, text, (x + 3, y + th + 3), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                (0, 0, 0) if luma > 128 else (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def _font_scale(im):
+    return max(0.35, (im.shape[0] + im.shape[1]) / 2400.0)
+
+
+def mark_frame(im, index, key_index, is_key):
+    """DFF's frames marked in place: a key frame gets a yellow frame and 'KEY <index>', any other frame
+    'frame <index> <- key <key_index>' (the key frame its features were warped from)."""
+    h, w = im.shape[:2]
+    if is_key:
+        thick = max(2, int(round((h + w) / 300.0)))
+        cv2.rectangle(im, (0, 0), (w - 1, h - 1), KEY_COLOR, thick)
+        _label(im, f'KEY {index}', (thick, thick), KEY_COLOR, _font_scale(im))
+    else:
+        _label(im, f'frame {index} <- key {key_index}', (2, 2), (60, 60, 60), _font_scale(im))
+    return im
+
+
+def flow_legend(diameter, max_mag):
+    """The colour wheel as a disc (BGR uint8, diameter x diameter) on a dark background: the colour of a
+    vector pointing from the centre to each point, whose length at the rim is max_mag."""
+    r = diameter / 2.0
+    y, x = np.mgrid[0:diameter, 0:diameter].astype(np.float64) + 0.5 - r
+    disc = flow_to_color(np.stack([x, y], -1) * (float(max_mag) / r), max_mag)
+    disc[x * x + y * y > r * r] = (40, 40, 40)
+    return disc
+
+
+def flow_panel(flow, max_mag, size):
+    """The flow of one frame as a BGR image of `size` (W, H) in pixels of the frame: the Middlebury colours
+    with full colour at max_mag (the whole video's scale), a colour-wheel legend in the bottom-right corner
+    and its scale in pixels; flow None (a key frame: no warp) is drawn as zero flow (white)."""
+    w, h = size
+    panel = (np.full((h, w, 3), 255, np.uint8) if flow is None else flow_to_color(flow, max_mag))
+    fs = _font_scale(panel)
+    d = max(24, min(h, w) // 4)
+    text = f'{max_mag:.3g} px'
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)
+    box_w, box_h = max(d, tw) + 8, d + th + base + 12
+    x0, y0 = max(w - box_w - 4, 0), max(h - box_h - 4, 0)
+    cv2.rectangle(panel, (x0, y0), (x0 + box_w, y0 + box_h), (40, 40, 40), cv2.FILLED)
+    xw, yw = x0 + 4 + (box_w - 8 - d) // 2, y0 + 4
+    wheel = flow_legend(d, max_mag)[:max(h - yw, 0), :max(w - xw, 0)]  # clipped to a panel smaller than it
+    panel[yw:yw + wheel.shape[0], xw:xw + wheel.shape[1]] = wheel
+    cv2.putText(panel, text, (x0 + 4, y0 + d + th + 8), cv2.FONT_HERSHEY_SIMPLEX, fs, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    _label(panel, 'key frame: no flow' if flow is None else 'flow to the key frame', (2, 2), (60, 60, 60), fs)
+    return panel
+
+
+def default_flow_max(image_size):
+    """--show-flow's scale when --flow-max is not given: FLOW_MAX_FRACTION of the frame diagonal, in pixels."""
+    return FLOW_MAX_FRACTION * math.hypot(*image_size)
+
+
 # ---------------------------------------------------------------------------------------------------
 # output
 
@@ -260,16 +161,81 @@ def write_image(path, im):
     write_bytes(path, data.tobytes(), sync=False)
 
 
+def _pyav():
+    """PyAV when it is installed and can encode H.264 (libx264), else (None, why not)."""
+    try:
+        import av  # optional: the H.264 mp4 (requirements.txt); without it OpenCV writes mp4v
+    except ImportError:
+        return None, 'PyAV is not installed'
+    if 'libx264' not in av.codecs_available:
+        return None, f'PyAV {av.__version__} has no libx264 encoder'
+    return av, None
+
+
+class VideoEncoder:
+    """An mp4 written frame by frame (BGR uint8 of one size): H.264 (libx264, yuv420p, moov atom first so
+    that browsers start playing at once) through PyAV, which browsers and common players open; without PyAV,
+    OpenCV's mp4v (MPEG-4 Part 2), with a printed note. H.264 in yuv420p needs an even width and height: an
+    odd one is padded by one pixel (the edge repeated). `codec`: 'h264' or 'mp4v'; `note`: the fallback note."""
+
+    def __init__(self, path, fps, size, log=print):
+        self.path, self.size = path, (int(size[0]), int(size[1]))
+        av, why = _pyav()
+        self.note = None
+        if av is not None:
+            self.codec, self.av = 'h264', av
+            self.container = av.open(path, mode='w', format='mp4', options={'movflags': '+faststart'})
+            self.stream = self.container.add_stream('libx264', rate=Fraction(float(fps)).limit_denominator(1001))
+            self.stream.width, self.stream.height = (s + s % 2 for s in self.size)
+            self.stream.pix_fmt = 'yuv420p'
+            self.stream.options = {'crf': '23', 'preset': 'medium'}
+        else:
+            self.codec, self.av = 'mp4v', None
+            self.writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), float(fps), self.size)
+            if not self.writer.isOpened():
+                self.writer = None
+                raise OSError(f"could not open {path} for writing (OpenCV without an mp4v encoder?)")
+            self.note = (f"note: {why}: {path} is written by OpenCV as mp4v (MPEG-4 Part 2), which browsers and "
+                         f"some players do not open; `pip install av` for H.264")
+            log(self.note)
+
+    def write(self, im):
+        if (im.shape[1], im.shape[0]) != self.size:
+            raise ValueError(f"{self.path}: a frame of {im.shape[1]}x{im.shape[0]} in a video of "
+                             f"{self.size[0]}x{self.size[1]}")
+        if self.av is None:
+            self.writer.write(im)
+            return
+        if self.size[0] % 2 or self.size[1] % 2:
+            im = cv2.copyMakeBorder(im, 0, self.size[1] % 2, 0, self.size[0] % 2, cv2.BORDER_REPLICATE)
+        frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(im), format='bgr24')
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self):
+        """Flush the encoder and finish the file (once)."""
+        if self.av is not None and self.container is not None:
+            try:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+            finally:
+                self.container.close()
+                self.container = None
+        elif self.av is None and self.writer is not None:
+            self.writer.release()
+            self.writer = None
+
+
 class DetectionWriter:
-    """Annotated frames as <out>/<stem>.jpg, in the order they come, and optionally an mp4 ('mp4v').
+    """Annotated frames as <out>/<stem>.jpg, in the order they come, and optionally an mp4 (VideoEncoder).
     The mp4 has the first frame's size; a later frame of another size (folders only) is resized to it."""
 
-    def __init__(self, out_dir, mp4=None, fps=DEFAULT_FPS):
+    def __init__(self, out_dir, mp4=None, fps=DEFAULT_FPS, log=print):
         self.out_dir = os.fspath(out_dir)
         self.created = []  # (files this writer created, folders it created): what discard() removes
         self.folders = [(self.out_dir, make_dirs(self.out_dir))]
-        self.mp4, self.fps = mp4, float(fps)
-        self.video, self.size = None, None
+        self.mp4, self.fps, self.log = mp4, float(fps), log
+        self.video = None
         self.paths = []
 
     def track(self, path):
@@ -297,39 +263,15 @@ class DetectionWriter:
             if self.video is None:
                 self.folder(os.path.dirname(os.path.abspath(self.mp4)))
                 self.track(self.mp4)
-                self.size = (im.shape[1], im.shape[0])
-                self.video = cv2.VideoWriter(self.mp4, cv2.VideoWriter_fourcc(*'mp4v'), self.fps, self.size)
-                if not self.video.isOpened():
-                    self.video = None
-                    raise OSError(f"could not open {self.mp4} for writing (OpenCV without an mp4v encoder?)")
-            if (im.shape[1], im.shape[0]) != self.size:
-                im = cv2.resize(im, self.size, interpolation=cv2.INTER_AREA)
+                self.video = VideoEncoder(self.mp4, self.fps, (im.shape[1], im.shape[0]), log=self.log)
+            if (im.shape[1], im.shape[0]) != self.video.size:
+                im = cv2.resize(im, self.video.size, interpolation=cv2.INTER_AREA)
             self.video.write(im)
         return path
 
     def close(self):
         if self.video is not None:
-            self.video.release()
-            self.video = None
-
-
-# ---------------------------------------------------------------------------------------------------
-# flow colouring (Middlebury colour code)
-
-def flow_to_image_pixels(flow, im_info, stride, image_size):
-    """FlowNet's output (2, h, w) or (1, 2, h, w), in feature cells of the resized image (stride 16),
-    -> (H0, W0, 2) float32 flow in pixels of the original frame (image_size = (W0, H0))."""
-    if isinstance(flow, torch.Tensor):
-        flow = flow.detach().float().cpu().numpy()
-    flow = np.asarray(flow, dtype=np.float32)
-    if flow.ndim == 4:
-        flow = flow[0]
-    hr, wr, scale = int(im_info[0]), int(im_info[1]), float(im_info[2])
-    f = flow.transpose(1, 2, 0) * (float(stride) / scale)
-    h, w = f.shape[:2]
-    # each feature cell covers stride x stride pixels of the resized image; the grid may overhang it
-    f = cv2.resize(f, (w * stride, h * stride), interpolation=cv2.INTER_LINEAR)[:hr, :wr]
-    return cv2.resize(f, tuple(int(s) for s in image_size), interpolation=cv2.INTER_LINEAR)
+            self.video.close()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -368,133 +310,131 @@ class DemoTimer:
                 + ', '.join(parts))
 
 
-def sync(device):
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def timed_call(fn, device, *args):
-    """(fn(*args), seconds), synchronising the GPU before and after."""
-    sync(device)
-    t0 = time.perf_counter()
-    out = fn(*args)
-    sync(device)
-    return out, time.perf_counter() - t0
-
-
 # ---------------------------------------------------------------------------------------------------
 # command line and the loop
 
+def _key_interval(text):
+    """--key-interval: an integer or 'adaptive'."""
+    if text == 'adaptive':
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'adaptive', got {text!r}") from None
+
+
 def demo_arg_parser(description, dff=False):
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--cfg', required=True, help='experiment yaml')
-    p.add_argument('--checkpoint', required=True, help='model weights (a checkpoint of this project)')
-    p.add_argument('--input', required=True, help='a folder of frames (taken in frame-number order) or a video file')
+    p.add_argument('--cfg', default=None,
+                   help='experiment yaml (default: the config stored in the checkpoint, else the real ImageNet VID '
+                        'yaml)')
+    p.add_argument('--checkpoint', required=True,
+                   help='model weights: a checkpoint of this project (.pth) or the official .params')
+    p.add_argument('--input', required=True,
+                   help='a folder of frames (taken in frame-number order), a video file, a camera index or a '
+                        'stream URL')
     p.add_argument('--output', required=True, help='folder for the annotated frames <stem>.jpg')
-    p.add_argument('--mp4', default=None, help='also write the annotated frames as this mp4 video')
-    p.add_argument('--thresh', type=float, default=0.7, help='score threshold of the drawn detections (0.7)')
+    p.add_argument('--mp4', default=None,
+                   help='also write the annotated frames as this mp4 video (H.264 with PyAV, else mp4v)')
+    p.add_argument('--thresh', type=float, default=DEFAULT_THRESH,
+                   help=f'score threshold of the drawn detections ({DEFAULT_THRESH})')
     p.add_argument('--device', default=None, help='cpu, cuda, cuda:N or auto (default: the config\'s device)')
     p.add_argument('--max-frames', type=int, default=None, help='stop after this many frames')
     if dff:
-        p.add_argument('--key-interval', type=int, default=None,
-                       help='key frame every N frames, from frame 0 (default TEST.KEY_FRAME_INTERVAL)')
+        p.add_argument('--key-interval', type=_key_interval, default=None,
+                       help='key frame every N frames, from frame 0, or "adaptive" (docs/key_frames.md; default: '
+                            'the config\'s TEST.KEY_FRAME_SCHEDULE / KEY_FRAME_INTERVAL)')
         p.add_argument('--show-flow', action='store_true',
-                       help='also write the flow of every non-key frame as <output>/flow/<stem>.png')
+                       help='draw the flow of each frame beside it (one colour scale for the whole video, a '
+                            'colour-wheel legend) and write it as <output>/flow/<stem>.png for non-key frames')
+        p.add_argument('--flow-max', type=float, default=None, metavar='PIXELS',
+                       help=f'--show-flow: flow length (pixels of the frame) drawn at full colour, the same for '
+                            f'every frame (default {FLOW_MAX_FRACTION * 100:g}%% of the first frame\'s diagonal)')
     p.add_argument('--batch', action='store_true',
                    help=('the original demo_batch.py: chunks of key-interval frames (1 key + the others) in one forward'
                          if dff else 'the original demo_batch.py: chunks of 10 frames in one forward'))
-    p.add_argument('--quiet', action='store_true', help='no per-frame line')
+    p.add_argument('--verbose', action='store_true', help='a line per frame (kind, time, detections)')
+    p.add_argument('--quiet', action='store_true', help='no progress bar, no per-frame line')
     p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
                    help='config overrides (yaml values); may be repeated')
     return p
 
 
-def setup(args):
-    """Config (yaml + --set + --device), the torch device, the class names and the frame source (opened
-    first, so that a bad input is reported before a model is built)."""
-    cfg = update_from_list(load_config(args.cfg), args.set)
-    if args.device is not None:
-        update_from_list(cfg, [f'device={args.device}'], source='--device')
-    source = FrameSource(args.input, args.max_frames)
-    device = torch.device(resolve_device(cfg))
-    return cfg, device, class_names_from_cfg(cfg), source
+def open_input(args):
+    """The frame source of --input, after the options are checked: opened before any model is built, so that
+    a bad input or option is reported first."""
+    if getattr(args, 'flow_max', None) is not None and not args.flow_max > 0:
+        raise DemoInputError(f"--flow-max must be a positive number of pixels, got {args.flow_max}")
+    if args.device is not None:  # its spelling, as the config checks it (whether it is there: when loading)
+        update_from_list(edict(device='auto'), [f'device={args.device}'], source='--device')
+    return open_source(args.input, args.max_frames)
 
 
-def _chunks(frames, size):
-    """Lists of up to `size` consecutive frames."""
-    chunk = []
-    for frame in frames:
-        chunk.append(frame)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_dir=None, detect_chunk=None,
-             chunk_size=None):
-    """The loop over the FrameSource `source`, frame by frame or, with detect_chunk and chunk_size, chunk by
-    chunk (the original demo_batch.py).
-
-    `detect(frame_index, data, im_info)` (timed) returns (scores (R, C), boxes (R, 4k), kind, flow or None):
-    boxes in original-frame pixels, flow as FlowNet's output (written as a colour image to
-    flow_dir/<stem>.png when flow_dir is given). `detect_chunk(frame_indices, data (n, 3, H, W),
-    im_info (n, 3))` (timed as a whole; each frame is credited chunk time / n, kind 'batch', the first chunk
-    is the warm-up) returns such a tuple per frame; the frames of a chunk must have the same size.
-    Returns a summary dict: frames (stems in order), kinds, paths, flow_paths, times, timer."""
-    writer = DetectionWriter(args.output, args.mp4, source.fps)
+def run_demo(args, detector, source, name='demo'):
+    """The loop over `source` with a StreamDetector (lib/apps/stream.py): frame by frame, or with --batch
+    chunk by chunk (the original demo_batch.py). Draws, marks key frames (DFF), adds the flow panel
+    (--show-flow), writes, times. Returns a summary dict: frames (stems in order), kinds, paths, flow_paths,
+    detections (rows [class, score, x1, y1, x2, y2]), times, timer, flow_max, video_codec."""
+    batch, show_flow = bool(args.batch), bool(getattr(args, 'show_flow', False))
+    flow_dir = os.path.join(args.output, 'flow') if show_flow else None
+    writer = DetectionWriter(args.output, args.mp4, source.fps, log=tqdm.write)
     if flow_dir:
         writer.folder(flow_dir)
-    batched = detect_chunk is not None and chunk_size
-    timer = DemoTimer(warmup=int(chunk_size) if batched else WARMUP_FRAMES)
-    summary = {'frames': [], 'kinds': [], 'paths': [], 'flow_paths': [], 'detections': [], 'times': []}
-    stride = int(cfg.network.RCNN_FEAT_STRIDE)
+    if batch and detector.settings.get('batch_frames') is None:
+        raise DemoInputError("--batch needs a fixed key interval: the adaptive schedule decides each key frame "
+                             "from the frames before it")
+    timer = DemoTimer(warmup=int(detector.settings['batch_frames']) if batch else WARMUP_FRAMES)
+    summary = {'frames': [], 'kinds': [], 'paths': [], 'flow_paths': [], 'detections': [], 'times': [],
+               'flow_max': None}
+    key_index = None
+    bar = tqdm(total=len(source) or None, desc=name, unit='frame', disable=bool(args.quiet), dynamic_ncols=True)
     try:
-        for chunk in _chunks(source, int(chunk_size) if batched else 1):
-            prepared = [prepare_frame(frame.image, cfg) for frame in chunk]
-            if batched:
-                shapes = {tuple(d.shape) for d, _ in prepared}
-                if len(shapes) > 1:
-                    raise DemoInputError(f"--batch needs frames of one size; {chunk[0].stem} .. {chunk[-1].stem} "
-                                         f"resize to {sorted(shapes)}")
-                data = torch.stack([d for d, _ in prepared]).to(device)
-                im_info_t = torch.from_numpy(np.stack([i for _, i in prepared])).to(device)
-                results, seconds = timed_call(detect_chunk, device, [f.index for f in chunk], data, im_info_t)
-                results = [(sc, bx, 'batch', fl) for sc, bx, _, fl in results]
-                seconds = seconds / len(chunk)
-            else:
-                data = prepared[0][0].unsqueeze(0).to(device)
-                im_info_t = torch.from_numpy(prepared[0][1][None]).to(device)
-                result, seconds = timed_call(detect, device, chunk[0].index, data, im_info_t)
-                results = [result]
-            for frame, (_, im_info), (scores, boxes, kind, flow) in zip(chunk, prepared, results):
-                timer.add(kind, seconds)
-                dets = demo_postprocess(scores, boxes, cfg, args.thresh)
-                summary['paths'].append(writer.write(frame.stem, draw_detections(frame.image, dets, class_names)))
-                if flow_dir and flow is not None:
-                    size = (frame.image.shape[1], frame.image.shape[0])
+        for frame, r in detector.frames(source, thresh=args.thresh, with_flow=show_flow, batch=batch):
+            kind = ('batch' if batch else ('key' if r['is_key'] else 'non-key') if detector.marks_key_frames
+                    else 'frame')
+            timer.add(kind, r['time_s'])
+            dets = result_rows(r)
+            im = draw_detections(frame.image, dets, detector.class_names)
+            if detector.marks_key_frames:
+                key_index = frame.index if r['is_key'] else key_index
+                mark_frame(im, frame.index, key_index, r['is_key'])
+            if show_flow:
+                size = (frame.image.shape[1], frame.image.shape[0])
+                if summary['flow_max'] is None:
+                    summary['flow_max'] = float(args.flow_max or default_flow_max(size))
+                    tqdm.write(f'[{name}] flow colours: full colour at {summary["flow_max"]:.3g} px for the whole '
+                               f'video (' + ('--flow-max' if args.flow_max else
+                                             f'{FLOW_MAX_FRACTION:.0%} of the frame diagonal; --flow-max to '
+                                             f'change') + ')')
+                if r['flow'] is not None:
                     path = os.path.join(flow_dir, f'{frame.stem}.png')
                     writer.track(path)
-                    write_image(path, flow_to_color(flow_to_image_pixels(flow, im_info, stride, size)))
+                    write_image(path, flow_to_color(r['flow'], summary['flow_max']))
                     summary['flow_paths'].append(path)
-                summary['frames'].append(frame.stem)
-                summary['kinds'].append(kind)
-                summary['detections'].append(dets)
-                summary['times'].append(seconds)
-                if not getattr(args, 'quiet', False):
-                    avg = timer.average(kind)
-                    print(f'[{name}] frame {frame.index} {frame.stem} {kind}: {seconds:.4f} s '
-                          f'(average {kind} {"-" if avg is None else f"{avg:.4f} s"}), {len(dets)} detections',
-                          flush=True)
+                im = np.hstack([im, flow_panel(r['flow'], summary['flow_max'], size)])
+            summary['paths'].append(writer.write(frame.stem, im))
+            summary['frames'].append(frame.stem)
+            summary['kinds'].append(kind)
+            summary['detections'].append(dets)
+            summary['times'].append(r['time_s'])
+            bar.update(1)
+            avg = timer.average(kind)
+            bar.set_postfix_str(f'{kind} {r["time_s"]:.3f} s, {len(dets)} dets', refresh=False)
+            if args.verbose and not args.quiet:
+                tqdm.write(f'[{name}] frame {frame.index} {frame.stem} {kind}: {r["time_s"]:.4f} s '
+                           f'(average {kind} {"-" if avg is None else f"{avg:.4f} s"}), {len(dets)} detections')
     except BaseException:
+        bar.close()
         writer.discard()  # a failed run leaves no output of its own behind
         raise
     finally:
         writer.close()
+    bar.close()
     if not summary['frames']:
         raise DemoInputError(f"no frame was processed from {args.input}")
-    print(f'[{name}] {len(summary["frames"])} frames -> {args.output}' + (f', {args.mp4}' if args.mp4 else '')
+    summary['video_codec'] = writer.video.codec if writer.video is not None else None
+    video = f', {args.mp4} ({summary["video_codec"]})' if args.mp4 else ''
+    print(f'[{name}] {len(summary["frames"])} frames -> {args.output}{video}'
           + (f', flow images in {flow_dir}' if flow_dir else ''))
     print(f'[{name}] {timer.summary()}', flush=True)
     summary['timer'] = timer
@@ -504,4 +444,3 @@ def run_demo(args, cfg, device, class_names, source, detect, name='demo', flow_d
 def cli(main, argv=None):
     """Run main(argv); input and config errors end with one 'error:' line and exit status 2 (lib.utils.cli)."""
     run_cli(main, argv)
-

@@ -485,6 +485,17 @@ def load_config(config_file):
     return update_config(config_file, copy.deepcopy(_defaults()))
 
 
+def config_from_dict(stored, source):
+    """A fresh config: the defaults updated from a plain dict, such as the config a training checkpoint
+    stores (lib/utils/provenance.py plain), checked key by key and value by value as a yaml file is; an
+    error names `source`. No unused-key warnings: the dict holds every key, each at its stored value."""
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{source}: expected a mapping of config keys, got {type(stored).__name__}")
+    cfg = copy.deepcopy(_defaults())
+    _merge(cfg, copy.deepcopy(stored), (), source, [])
+    return cfg
+
+
 def update_from_list(cfg, pairs, source='--set'):
     """Apply 'section.KEY=value' overrides (values parsed as yaml), e.g. from a command line."""
     given = []

@@ -95,6 +95,11 @@ def part_file(det_file, rank):
     return os.path.join(os.path.dirname(det_file), f'.{os.path.basename(det_file)}.rank{rank}.part')
 
 
+class RankFailedError(ValueError):
+    """Another process of a distributed test failed (its own error says why); raised on the others so that
+    none waits for it."""
+
+
 def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=False, desc='test', device='cpu'):
     """Detect this rank's share of `frames`, streaming its detection lines to its part file; rank 0 merges
     the parts into `det_file` (atomically) and removes them. sizes: (height, width) per frame, from the
@@ -135,16 +140,32 @@ def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=F
                 index[k] = (pos, offset, len(text))
                 offset += len(text)
                 bar.set_postfix(fps=f'{n_timed / net_time:.1f}' if net_time else '-', refresh=False)
-    except BaseException:
+    except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks heard of it
+        remove_file(part)
+        if world == 1:
+            raise
+        failure = exc
+    except BaseException:  # KeyboardInterrupt / SystemExit end every process anyway
         remove_file(part)
         raise
-    counts = detect.eval_stats() if hasattr(detect, 'eval_stats') else None
-    gathered = dist.all_gather_object((index, net_time, n_timed, counts))
+    else:
+        failure = None
+    counts = detect.eval_stats() if failure is None and hasattr(detect, 'eval_stats') else None
+    # every rank reaches the gather, also one that failed (else the others would wait in it forever); then
+    # every rank stops: the failing one with its own error, the others naming the rank and what it said
+    gathered = dist.all_gather_object((index, net_time, n_timed,
+                                       None if failure is None else f'{type(failure).__name__}: {failure}', counts))
+    if failure is not None:
+        raise failure
+    failed = [(r, g[3]) for r, g in enumerate(gathered) if g[3] is not None]
+    if failed:
+        remove_file(part)  # this rank's finished part: no merge will read it
+        raise RankFailedError(f"rank {failed[0][0]} stopped the test: {failed[0][1]}")
     if rank != 0:
         return None
     try:
         where = np.zeros((len(frames), 3), np.int64)  # rank, offset, length of each frame's lines
-        for r, (idx, _, _, _) in enumerate(gathered):
+        for r, (idx, *_) in enumerate(gathered):
             where[idx[:, 0]] = np.stack([np.full(len(idx), r), idx[:, 1], idx[:, 2]], 1)
         frame_ids = np.array([f['frame_id'] for f in frames], np.int64)
         parts = [open(part_file(det_file, r), 'rb') for r in range(world)]
@@ -163,7 +184,7 @@ def detect_to_file(cfg, frames, detect, det_file, thresh, sizes=None, by_video=F
         for r in range(world):
             remove_file(part_file(det_file, r))
     return (sum(g[1] for g in gathered), sum(g[2] for g in gathered),
-            None if counts is None else functools.reduce(add_counts, [g[3] for g in gathered]))
+            None if counts is None else functools.reduce(add_counts, [g[4] for g in gathered]))
 
 
 def add_counts(a, b):

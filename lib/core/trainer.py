@@ -18,25 +18,23 @@
   that already holds a run (its logs or checkpoints) is refused: one run per folder.
 - Logs every default.frequent updates: train.log (the original's Speedometer line) and train_log.jsonl (the
   same as JSON), the loss terms averaged over those updates and over all processes
-  (tools/analyze_train_log.py summarises and compares runs).
+  (tools/analyze_train_log.py summarises and compares runs), and TensorBoard scalars when tensorboard is
+  installed.
+The loop is lib/core/engine.py's Trainer; this module gives it the data, the step and the hooks.
 """
-import json
+import contextlib
+import itertools
 import os
-import random
-import re
-import time
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
-from lib.dataset.loader import EpochOrder, accumulation_steps, images_per_update, item_generator, make_train_loader
+from lib.core.engine import LRSchedule, PeriodicCheckpoint, ProgressBar, Trainer, TrainLog, check_new_run, multistep_lr
+from lib.dataset.loader import (SALT_ROI_SAMPLING, EpochOrder, accumulation_steps, images_per_update, item_generator,
+                                make_train_loader)
 from lib.model.params import param_groups
-from lib.model.weights import apply_state_dict
 from lib.utils import dist
-from lib.utils.checkpoint import load_checkpoint, save_checkpoint
+from lib.utils.checkpoint import load_checkpoint
 from lib.utils.device import process_device, resolve_device
-from lib.utils.fileio import atomic_write
 from lib.utils.provenance import plain
 
 
@@ -71,83 +69,53 @@ def lr_schedule(cfg, num_images, ipu):
     base, factor = float(cfg.TRAIN.lr), float(cfg.TRAIN.lr_factor)
     epochs = [float(e) for e in str(cfg.TRAIN.lr_step).split(',') if e.strip()]
     steps = [int(e * num_images / ipu) for e in epochs]
-    warmup = bool(cfg.TRAIN.warmup)
-
-    def lr_at(u):
-        if warmup and u < int(cfg.TRAIN.warmup_step):
-            return float(cfg.TRAIN.warmup_lr)
-        return base * factor ** sum(1 for s in steps if u >= s)
-
-    return lr_at, steps
+    warmup = int(cfg.TRAIN.warmup_step) if bool(cfg.TRAIN.warmup) else 0
+    return multistep_lr(base, factor, steps, warmup, cfg.TRAIN.warmup_lr), steps
 
 
-def _rng_state():
-    """The RNG states as tensors and plain values (checkpoints are read with weights_only=True)."""
-    name, key, pos, has_gauss, gauss = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    return {'torch': torch.get_rng_state(),
-            'numpy': {'bit_generator': name, 'key': key.tolist(), 'pos': int(pos), 'has_gauss': int(has_gauss),
-                      'cached_gaussian': float(gauss)},
-            'python': [version, list(internal), gauss_next],
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+class DetectorData:
+    """The detectors' training data for the engine: update u of an epoch is the micro-batches (one per
+    accumulation step) that chunk u of lib.dataset.loader.EpochOrder gives this process."""
+
+    def __init__(self, dataset, order, rank, world, cfg, collator):
+        self.dataset, self.order, self.rank, self.world = dataset, order, rank, world
+        self.cfg, self.collator = cfg, collator
+        self.accumulate = accumulation_steps(cfg, world)
+        self.updates_per_epoch = order.updates_per_epoch
+
+    def updates(self, epoch, start):
+        micro_batches = iter(make_train_loader(self.dataset, self.order, epoch, start, self.rank, self.world,
+                                               self.cfg, self.collator))
+        for _ in range(start, self.updates_per_epoch):
+            yield itertools.islice(micro_batches, self.accumulate)
 
 
-def _set_rng_state(s):
-    torch.set_rng_state(s['torch'])
-    n = s['numpy']
-    if isinstance(n, dict):
-        np.random.set_state((n['bit_generator'], np.asarray(n['key'], dtype=np.uint32), n['pos'], n['has_gauss'],
-                             n['cached_gaussian']))
-    else:  # a checkpoint written before the states were stored as plain values
-        np.random.set_state(tuple(n))
-    version, internal, gauss_next = s['python']
-    random.setstate((version, tuple(internal), gauss_next))
-    if s.get('cuda') is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(s['cuda'])
+def detector_step(net, dev, seed, accumulate, world):
+    """step(micro_batches) for the engine: forward + backward of each micro-batch (per-image losses summed
+    over the update, as the original summed its GPUs' gradients); returns the loss terms summed over the
+    micro-batches / accumulate."""
+    def to_device(v):
+        if torch.is_tensor(v):
+            return v.to(dev)
+        return [x.to(dev) if torch.is_tensor(x) else x for x in v] if isinstance(v, list) else v
 
+    def step(micro_batches):
+        sums = {}
+        for micro, batch in enumerate(micro_batches):
+            batch = {k: to_device(v) for k, v in batch.items()}
+            # roi sampling randomness per (seed, epoch, image): independent of process count and resume
+            batch['generators'] = [item_generator(seed, e, i, SALT_ROI_SAMPLING)
+                                   for e, i in zip(batch['epoch'], batch['index'])]
+            last_micro = micro == accumulate - 1
+            with net.no_sync() if (world > 1 and not last_micro) else contextlib.nullcontext():
+                losses = net(batch)
+                total = sum(losses.values())
+                (total * world).backward()  # DDP averages over processes; the original sums
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        return {k: v / accumulate for k, v in sums.items()}
 
-LOG_FILES = ('train.log', 'train_log.jsonl')
-_SPEEDOMETER = re.compile(r'^Epoch\[(\d+)\] Batch \[(\d+)\]')
-
-
-def existing_run(output_dir, prefix):
-    """The files that show `output_dir` already holds a training run of `prefix` (logs, checkpoints)."""
-    if not os.path.isdir(output_dir):
-        return []
-    return sorted(n for n in os.listdir(output_dir)
-                  if n in LOG_FILES or (n.startswith(f'{prefix}-') and n.endswith('.pth')))
-
-
-def check_new_run(output_dir, prefix):
-    found = existing_run(output_dir, prefix)
-    if found:
-        shown = ', '.join(found[:4]) + (' ...' if len(found) > 4 else '')
-        raise ValueError(f"{output_dir} already holds a training run ({shown}); continue it with --resume, or "
-                         f"train into a new folder (--set output_path=<new folder>)")
-
-
-def trim_logs(output_dir, epoch, update, global_update):
-    """Resuming at (epoch, update): drop the log records of later updates (written before the kill, redone
-    now), so that the logs hold each update once. Other lines stay; files are rewritten atomically."""
-    def keep_text(line):
-        m = _SPEEDOMETER.match(line)
-        return not m or (int(m.group(1)), int(m.group(2))) <= (epoch, update)
-
-    def keep_json(line):
-        try:
-            return int(json.loads(line).get('global_update', 0)) <= global_update
-        except (ValueError, AttributeError):
-            return True
-
-    for name, keep in (('train.log', keep_text), ('train_log.jsonl', keep_json)):
-        path = os.path.join(output_dir, name)
-        if not os.path.isfile(path):
-            continue
-        with open(path) as f:
-            lines = f.readlines()
-        kept = [line for line in lines if keep(line)]
-        if len(kept) != len(lines):
-            atomic_write(path, lambda f: f.writelines(kept), 'w')
+    return step
 
 
 def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=print):
@@ -166,140 +134,32 @@ def train(cfg, model, dataset, collator, output_dir, prefix, resume=False, log=p
     order = EpochOrder(dataset.roidb, ipu, int(cfg.seed), bool(cfg.TRAIN.SHUFFLE), bool(cfg.TRAIN.ASPECT_GROUPING),
                        bool(cfg.TRAIN.ORIGINAL_CHUNK_ORDER))
     lr_at, steps = lr_schedule(cfg, len(dataset.roidb), ipu)
-    epoch, start_update, global_update = int(cfg.TRAIN.begin_epoch), 0, 0
-    global_update = epoch * order.updates_per_epoch
     last_path = os.path.join(output_dir, f'{prefix}-last.pth')
+    hooks = [LRSchedule(lr_at),
+             TrainLog(output_dir, int(cfg.default.frequent), ipu, rank=rank, resume=resume),
+             ProgressBar('epoch', enabled=rank == 0),
+             PeriodicCheckpoint(last_path, int(cfg.TRAIN.CHECKPOINT_ITERS), in_epoch=True, at_stop=True,
+                                epoch_path=lambda e: os.path.join(output_dir, f'{prefix}-{e + 1:04d}.pth'),
+                                extra=lambda: {'cfg': plain(cfg)}, enabled=rank == 0, log=log)]
+    trainer = Trainer(model, opt, DetectorData(dataset, order, rank, world, cfg, collator), None, hooks,
+                      end_epoch=int(cfg.TRAIN.end_epoch), max_updates=int(cfg.TRAIN.MAX_ITERS))
+    trainer.epoch = int(cfg.TRAIN.begin_epoch)
+    trainer.global_update = trainer.epoch * order.updates_per_epoch
     if resume and os.path.isfile(last_path):
-        ck = load_checkpoint(last_path, map_location='cpu')
-        apply_state_dict(model, ck['model'], last_path, cfg=cfg, stored_cfg=ck.get('cfg'))
-        opt.load_state_dict(ck['optimizer'])
-        epoch, start_update, global_update = ck['epoch'], ck['update_in_epoch'], ck['global_update']
-        _set_rng_state(ck['rng'])
-        if rank == 0:
-            trim_logs(output_dir, epoch, start_update, global_update)
-        if start_update >= order.updates_per_epoch:
-            epoch, start_update = epoch + 1, 0
-        log(f'resumed from {last_path}: epoch {epoch}, update {start_update} of {order.updates_per_epoch}')
+        trainer.load_state_dict(load_checkpoint(last_path, map_location='cpu'), last_path, cfg=cfg)
+        log(f'resumed from {last_path}: epoch {trainer.epoch}, update {trainer.update_in_epoch} of '
+            f'{order.updates_per_epoch}')
     elif resume:
         log(f'--resume: no {last_path} yet, starting from scratch')
-        if rank == 0:
-            trim_logs(output_dir, epoch, -1, global_update)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device == 'cuda' else None,
             find_unused_parameters=bool(getattr(model, 'may_skip_parameters', False)))
+    trainer.step = detector_step(net, dev, int(cfg.seed), accumulate, world)
     if rank == 0:
         log(f'training {prefix}: {len(dataset.roidb)} images, {world} process(es) x {cfg.TRAIN.BATCH_IMAGES} image(s) '
             f'x {accumulate} accumulation = {ipu} images per update, {order.updates_per_epoch} '
             f'updates per epoch, lr steps at updates {steps}; params: {summary}')
-    max_iters = int(cfg.TRAIN.MAX_ITERS)
-    logs = _Logs(output_dir) if rank == 0 else None  # opened at the first line: a run that fails first leaves none
     model.train()
-    done = False
-    while epoch < int(cfg.TRAIN.end_epoch) and not done:
-        loader = make_train_loader(dataset, order, epoch, start_update, rank, world, cfg, collator)
-        bar = tqdm(total=order.updates_per_epoch, initial=start_update, desc=f'epoch {epoch}', unit='upd',
-                   disable=rank != 0, mininterval=2, leave=False)
-        update, micro, sums, tic = start_update, 0, {}, time.time()
-        window, window_n = {}, 0  # loss sums since the last log line
-        for batch in loader:
-            batch = {k: (v.to(dev) if torch.is_tensor(v) else [x.to(dev) if torch.is_tensor(x) else x for x in v]
-                         if isinstance(v, list) else v) for k, v in batch.items()}
-            # roi sampling randomness per (seed, epoch, image): independent of process count and resume
-            batch['generators'] = [item_generator(int(cfg.seed), e, i, salt=2)
-                                   for e, i in zip(batch['epoch'], batch['index'])]
-            last_micro = micro == accumulate - 1
-            ctx = net.no_sync() if (world > 1 and not last_micro) else _null()
-            with ctx:
-                losses = net(batch)
-                total = sum(losses.values())
-                (total * world).backward()  # DDP averages over processes; the original sums
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            micro += 1
-            if not last_micro:
-                continue
-            micro = 0
-            lr = lr_at(global_update)
-            for g in opt.param_groups:
-                g['lr'] = lr
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            update += 1
-            global_update += 1
-            for k, v in sums.items():
-                window[k] = window.get(k, 0.0) + v / accumulate
-            window_n += 1
-            if rank == 0:
-                bar.update(1)
-                bar.set_postfix({k.replace('_loss', ''): f'{v / accumulate:.3f}' for k, v in sums.items()}, refresh=False)
-            if update % int(cfg.default.frequent) == 0 or update == order.updates_per_epoch:
-                # the mean over the updates since the last line and over all processes (the original's metrics
-                # covered every GPU and reset at each Speedometer line); every rank takes part in the gather
-                means = {k: v / window_n for k, v in window.items()}
-                if world > 1:
-                    parts = dist.all_gather_object(means)
-                    means = {k: sum(p[k] for p in parts) / len(parts) for k in means}
-                if rank == 0:
-                    speed = ipu * window_n / max(time.time() - tic, 1e-9)
-                    line = (f'Epoch[{epoch}] Batch [{update}]\tSpeed: {speed:.2f} samples/sec\tlr={lr:.3g}\t'
-                            + '\t'.join(f'{k}={v:.4f}' for k, v in means.items()))
-                    logs.write(line, {'epoch': epoch, 'update': update, 'global_update': global_update, 'lr': lr,
-                                      'samples_per_sec': round(speed, 3), 'updates': window_n, 'losses': means})
-                window, window_n, tic = {}, 0, time.time()
-            sums = {}
-            stop = max_iters and global_update >= max_iters
-            every = int(cfg.TRAIN.CHECKPOINT_ITERS)
-            if rank == 0 and ((every and update % every == 0) or stop) and update < order.updates_per_epoch:
-                _save(last_path, model, opt, epoch, update, global_update, cfg)
-            if stop:
-                done = True
-                break
-        bar.close()
-        if not done or update == order.updates_per_epoch:
-            if rank == 0:
-                _save(os.path.join(output_dir, f'{prefix}-{epoch + 1:04d}.pth'), model, opt, epoch, update,
-                      global_update, cfg)
-                _save(last_path, model, opt, epoch, update, global_update, cfg)
-                log(f'epoch {epoch} done: saved {prefix}-{epoch + 1:04d}.pth')
-            epoch, start_update = epoch + 1, 0
-        dist.barrier()
-    if logs:
-        logs.close()
-    return model
-
-
-class _Logs:
-    """train.log (the Speedometer line) and train_log.jsonl (the same as JSON), appended to, opened at the
-    first record."""
-
-    def __init__(self, output_dir):
-        self.output_dir, self.files = output_dir, None
-
-    def write(self, line, record):
-        if self.files is None:
-            os.makedirs(self.output_dir, exist_ok=True)
-            self.files = [open(os.path.join(self.output_dir, name), 'a') for name in LOG_FILES]
-        for f, text in zip(self.files, (line, json.dumps(record))):
-            f.write(text + '\n')
-            f.flush()
-
-    def close(self):
-        for f in self.files or ():
-            f.close()
-        self.files = None
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
-def _save(path, model, opt, epoch, update, global_update, cfg):
-    save_checkpoint(path, {'model': model.state_dict(), 'optimizer': opt.state_dict(), 'epoch': epoch,
-                           'update_in_epoch': update, 'global_update': global_update, 'rng': _rng_state(),
-                           'cfg': plain(cfg)})
+    return trainer.train()

@@ -10,11 +10,12 @@ Image-set lines: 2 columns `index frame_id` (DET lists, VID_val_frames) or 4 col
 import hashlib
 import os
 import pickle
+import sys
 import warnings
 
 import numpy as np
 
-from lib.utils.fileio import atomic_write
+from lib.utils.fileio import atomic_write, load_data_pickle
 
 from .vid_annotations import parse_vid_xml
 from .vid_classes import dataset_classes
@@ -109,12 +110,11 @@ class ImageNetVID:
         key = self._fingerprint()
         if os.path.isfile(cache_file):
             try:
-                with open(cache_file, 'rb') as f:
-                    cached = pickle.load(f)
+                cached = load_data_pickle(cache_file)  # plain data only: never runs code from the file
                 if isinstance(cached, dict) and cached.get('key') == key:
                     return cached['roidb']
-            except (pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-                pass  # unreadable cache: rebuild
+            except ValueError as exc:  # unreadable or unsafe (UnsafeFileError) cache: rebuilt, overwritten
+                print(f"roidb cache {cache_file} not used ({exc}); rebuilding", file=sys.stderr)
         roidb = [self._load_annotation(i) for i in range(len(self.image_set_index))]
         payload = {'key': key, 'roidb': roidb}
         atomic_write(cache_file, lambda f: pickle.dump(payload, f, pickle.HIGHEST_PROTOCOL))

@@ -89,7 +89,15 @@ class EpochOrder:
         return chunks
 
 
-def item_generator(seed, epoch, index, salt=0):
+# The salts of item_generator: each random choice made for a training item draws from a stream of its own.
+SALT_ANCHOR_SAMPLING = 1  # RPN anchor targets: which anchors are sampled (BatchCollator)
+SALT_ROI_SAMPLING = 2     # the detection heads' roi sampling (the trainer's per-image generators)
+SALT_KEY_FRAME = 3        # DFF's key frame: its offset from the current frame (dff_rfcn/dataset.py)
+
+
+def item_generator(seed, epoch, index, salt):
+    """A torch.Generator for one random choice (`salt`, one of the SALT_* above) about training item
+    `index` in `epoch`: the same in every run with the same seed, whatever the workers or processes."""
     g = torch.Generator()
     g.manual_seed(int(np.random.SeedSequence([seed, epoch, index, salt]).generate_state(1)[0]))
     return g
@@ -159,7 +167,8 @@ class BatchCollator:
         fh, fw = feature_size(H), feature_size(W)
         targets = [assign_anchor(fh, fw, torch.from_numpy(it['gt_boxes']), float(it['im_info'][0]),
                                  float(it['im_info'][1]), self.cfg,
-                                 generator=item_generator(self.cfg.seed, it['epoch'], it['index'], salt=1),
+                                 generator=item_generator(self.cfg.seed, it['epoch'], it['index'],
+                                                          SALT_ANCHOR_SAMPLING),
                                  base_anchors=self.base_anchors)
                    for it in items]
         for k in ('label', 'bbox_target', 'bbox_weight'):
@@ -231,4 +240,5 @@ def make_train_loader(dataset, order, epoch, start_update, rank, world_size, cfg
 
 
 __all__ = ['load_train_roidb', 'make_imdb', 'feature_size', 'EpochOrder', 'TrainDataset', 'BatchCollator',
-           'make_train_loader', 'accumulation_steps', 'images_per_update', 'updates_per_epoch', 'item_generator']
+           'make_train_loader', 'accumulation_steps', 'images_per_update', 'updates_per_epoch', 'item_generator',
+           'SALT_ANCHOR_SAMPLING', 'SALT_ROI_SAMPLING', 'SALT_KEY_FRAME']

@@ -63,7 +63,7 @@ from lib.config import load_config
 from lib.dataset.loader import get_imdb_class
 from lib.dataset.vid_annotations import parse_vid_xml
 from lib.dataset.vid_classes import dataset_classes, get_class_list, wnid_to_index
-from lib.utils.fileio import atomic_write, write_text
+from lib.utils.fileio import atomic_write, load_data_pickle, write_text
 
 DEFAULT_IOU_THR = 0.5
 PIXEL_TOLERANCE = 10
@@ -272,8 +272,7 @@ def load_gt(annotation_root, frames, class_to_index, cache_file=None):
         key = _gt_cache_key(annotation_root, frames, xml_paths, class_to_index)
         if os.path.isfile(cache_file):
             try:
-                with open(cache_file, "rb") as f:
-                    cached = pickle.load(f)
+                cached = load_data_pickle(cache_file)  # plain data only: never runs code from the file
                 if (isinstance(cached, dict) and cached.get("version") == _CACHE_VERSION
                         and cached.get("key") == key):
                     return cached["gt"]

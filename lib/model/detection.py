@@ -167,6 +167,14 @@ class DetectionHeads(nn.Module):
         return self.losses(rfcn_feat, rois, gt_boxes, rpn_score, rpn_bbox, rpn_label, rpn_bbox_target,
                            rpn_bbox_weight, generators)
 
+    def training_losses(self, conv_feat, batch):
+        """The detectors' one loss entry (RFCN and DFF call it): the four losses of a collated training batch
+        (lib.dataset.loader.BatchCollator) on conv_feat. The roi sampling of image b draws from
+        batch['generators'][b] (the trainer's, lib.dataset.loader.SALT_ROI_SAMPLING), from the global RNG
+        when the batch has none."""
+        return self(conv_feat, batch['im_info'], batch['gt_boxes'], batch['rpn_label'], batch['rpn_bbox_target'],
+                    batch['rpn_bbox_weight'], batch.get('generators'))
+
     def losses(self, rfcn_feat, rois, gt_boxes, rpn_score, rpn_bbox, rpn_label, rpn_bbox_target, rpn_bbox_weight,
                generators=None):
         n = rfcn_feat.shape[0]

@@ -187,5 +187,33 @@ def load_torch(path, map_location='cpu'):
         first = text.strip().splitlines()[0] if text.strip() else ''
         raise ValueError(f"{path} could not be read as a torch file ({type(e).__name__}: {first})") from e
 
-__all__ = ['atomic_write', 'write_bytes', 'write_text', 'save_torch', 'load_torch', 'DiskFullError',
-           'UnsafeFileError', 'FULL_DISK_ERRNOS']
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Builds numpy arrays, dtypes, numpy scalars and builtin containers only; any other global (a class, a
+    function: code) is refused."""
+    _NUMPY = {('ndarray',), ('dtype',), ('_reconstruct',), ('scalar',), ('_frombuffer',)}
+
+    def find_class(self, module, name):
+        if module.split('.')[0] == 'numpy' and ((name,) in self._NUMPY or name.endswith('DType')) \
+                and name != 'ObjectDType':
+            return super().find_class(module, name)
+        raise UnsafeFileError(f"it asks for {module}.{name}")
+
+
+def load_data_pickle(path):
+    """A pickle of plain data (the project's own caches: dicts, lists, numpy arrays), read without running
+    code from it: any other object in it raises UnsafeFileError naming the file; a missing file is
+    FileNotFoundError, an unreadable one ValueError."""
+    path = os.fspath(path)
+    with open(path, 'rb') as f:
+        try:
+            return _DataOnlyUnpickler(f).load()
+        except UnsafeFileError as e:
+            raise UnsafeFileError(f"{path} could not be read safely: {e}; the project's caches hold plain data "
+                                  f"only, and a file is never allowed to run code when read") from None
+        except Exception as e:  # noqa: BLE001 - a truncated or foreign file: one line naming it
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+            raise ValueError(f"{path} could not be read as a data pickle ({type(e).__name__}: {first})") from None
+
+
+__all__ = ['atomic_write', 'write_bytes', 'write_text', 'save_torch', 'load_torch', 'load_data_pickle',
+           'DiskFullError', 'UnsafeFileError', 'FULL_DISK_ERRNOS']

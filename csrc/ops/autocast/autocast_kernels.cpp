@@ -1,5 +1,6 @@
 // Autocast (CPU and CUDA): the ops compute in float32 and return the dtype of their main input,
-// so that mixed fp16/bf16 activations and fp32 rois/flows work under torch.autocast.
+// so that mixed fp16/bf16 activations and fp32 rois/flows work under torch.autocast (the policy:
+// common/reduced_float.h).
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -7,13 +8,10 @@
 
 #include <tuple>
 
-#include "../common/checks.h"
+#include "../common/reduced_float.h"
 
 namespace dff {
 namespace {
-
-// Reduced-precision floats go to float32; float32/float64 pass unchanged.
-inline at::Tensor fp32(const at::Tensor& t) { return is_reduced_float(t) ? t.to(at::kFloat) : t; }
 
 template <c10::DispatchKey K>
 at::Tensor psroi_pool_autocast(const at::Tensor& data, const at::Tensor& rois, double spatial_scale,
@@ -22,8 +20,8 @@ at::Tensor psroi_pool_autocast(const at::Tensor& data, const at::Tensor& rois, d
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("dff::psroi_pool", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double, int64_t, int64_t, int64_t)>();
-  return op.call(fp32(data), fp32(rois), spatial_scale, output_dim, pooled_size, group_size)
-      .to(data.scalar_type());
+  return reduced_float::autocast_call(op, data.scalar_type(), data, rois, spatial_scale, output_dim, pooled_size,
+                                      group_size);
 }
 
 template <c10::DispatchKey K>
@@ -32,7 +30,7 @@ at::Tensor flow_warp_autocast(const at::Tensor& data, const at::Tensor& flow) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("dff::flow_warp", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
-  return op.call(fp32(data), fp32(flow)).to(data.scalar_type());
+  return reduced_float::autocast_call(op, data.scalar_type(), data, flow);
 }
 
 template <c10::DispatchKey K>
@@ -47,9 +45,8 @@ std::tuple<at::Tensor, at::Tensor> proposal_autocast(const at::Tensor& cls_prob,
                        .typed<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                                                  int64_t, at::ArrayRef<double>, at::ArrayRef<double>,
                                                                  int64_t, int64_t, double, double)>();
-  auto r = op.call(fp32(cls_prob), fp32(bbox_pred), fp32(im_info), feature_stride, scales,
-                   ratios, pre_nms_top_n, post_nms_top_n, nms_threshold, min_size);
-  return {std::get<0>(r).to(cls_prob.scalar_type()), std::get<1>(r).to(cls_prob.scalar_type())};
+  return reduced_float::autocast_call(op, cls_prob.scalar_type(), cls_prob, bbox_pred, im_info, feature_stride, scales,
+                                      ratios, pre_nms_top_n, post_nms_top_n, nms_threshold, min_size);
 }
 
 template <c10::DispatchKey K>
@@ -58,7 +55,7 @@ at::Tensor nms_autocast(const at::Tensor& boxes, const at::Tensor& scores, doubl
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("dff::nms", "")
                        .typed<at::Tensor(const at::Tensor&, const at::Tensor&, double)>();
-  return op.call(fp32(boxes), fp32(scores), iou_threshold);
+  return reduced_float::autocast_call(op, boxes.scalar_type(), boxes, scores, iou_threshold);
 }
 
 }  // namespace

@@ -96,9 +96,4 @@ inline void check_nms_args(const at::Tensor& boxes, const at::Tensor& scores) {
   check_same_device_dtype(op, {{"boxes", boxes}, {"scores", scores}});
 }
 
-// Half / bfloat16 inputs are computed in float32 and returned in their own dtype.
-inline bool is_reduced_float(const at::Tensor& t) {
-  return t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
-}
-
 }  // namespace dff

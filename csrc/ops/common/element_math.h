@@ -184,6 +184,55 @@ DFF_HD void decode_clip_box(const T anchor[4], T dx, T dy, T dw, T dh, T im_h, T
   out[3] = tmax(tmin(pred_ctr_y + T(0.5) * (pred_h - T(1)), im_h - T(1)), T(0));
 }
 
+// One image of the proposal op: its size (im_info = [height, width, scale]), the feature cells that
+// lie inside it (int(height / stride) x int(width / stride); the others are padding) and the smallest
+// box side kept, min_size * scale.
+template <typename T>
+struct ProposalImage {
+  T im_h, im_w, min_size;
+  int64_t real_h, real_w;
+};
+
+template <typename T>
+DFF_HD ProposalImage<T> proposal_image(const T* im_info, int64_t feature_stride, T min_size) {
+  ProposalImage<T> img;
+  img.im_h = im_info[0];
+  img.im_w = im_info[1];
+  img.real_h = static_cast<int64_t>(im_info[0] / static_cast<T>(feature_stride));
+  img.real_w = static_cast<int64_t>(im_info[1] / static_cast<T>(feature_stride));
+  img.min_size = min_size * im_info[2];
+  return img;
+}
+
+// Anchor `a` of feature cell (h, w) of one image (MXNet MultiProposal): the base anchor shifted to the
+// cell, decoded with its deltas and clipped (box, 4 values), and its score, returned: the foreground
+// probability, or -1 for a cell outside the image or a box with a side below min_size (such a box is
+// also grown by min_size / 2 on every side, as the original). cls: the image's (2A, H, W)
+// probabilities (foreground = channels A..2A-1); deltas: its (4A, H, W) deltas, channel a*4 + k;
+// base_anchors: the A base anchors (base_anchor above), 4 floats each.
+template <typename T>
+DFF_HD T proposal_anchor(const float* base_anchors, const T* cls, const T* deltas, int64_t A, int64_t H, int64_t W,
+                         int64_t feature_stride, int64_t a, int64_t h, int64_t w, const ProposalImage<T>& img,
+                         T box[4]) {
+  const int64_t cell = h * W + w, plane = H * W;
+  const float* base = base_anchors + 4 * a;
+  const T anchor[4] = {static_cast<T>(base[0] + w * feature_stride), static_cast<T>(base[1] + h * feature_stride),
+                       static_cast<T>(base[2] + w * feature_stride), static_cast<T>(base[3] + h * feature_stride)};
+  decode_clip_box(anchor, deltas[(a * 4 + 0) * plane + cell], deltas[(a * 4 + 1) * plane + cell],
+                  deltas[(a * 4 + 2) * plane + cell], deltas[(a * 4 + 3) * plane + cell], img.im_h, img.im_w, box);
+  T score = cls[(A + a) * plane + cell];
+  if (h >= img.real_h || w >= img.real_w) score = T(-1);
+  const T iw = box[2] - box[0] + T(1), ih = box[3] - box[1] + T(1);
+  if (iw < img.min_size || ih < img.min_size) {
+    box[0] -= img.min_size / 2;
+    box[1] -= img.min_size / 2;
+    box[2] += img.min_size / 2;
+    box[3] += img.min_size / 2;
+    score = T(-1);
+  }
+  return score;
+}
+
 template <typename T>
 DFF_HD T box_area_plus1(const T* b) { return (b[2] - b[0] + T(1)) * (b[3] - b[1] + T(1)); }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "../common/element_math.h"
 
 namespace dff {
@@ -28,8 +29,6 @@ void compute_taps(const scalar_t* flow, int64_t H, int64_t W, std::vector<math::
 
 at::Tensor flow_warp_forward_cpu(const at::Tensor& data, const at::Tensor& flow) {
   check_flow_warp_args(data, flow);
-  if (is_reduced_float(data))
-    return flow_warp_forward_cpu(data.to(at::kFloat), flow.to(at::kFloat)).to(data.scalar_type());
   auto d = data.contiguous();
   auto f = flow.contiguous();
   auto out = at::empty_like(d);
@@ -58,10 +57,6 @@ std::tuple<at::Tensor, at::Tensor> flow_warp_backward_cpu(const at::Tensor& grad
   check_flow_warp_args(data, flow);
   TORCH_CHECK(grad.sizes() == data.sizes(), "flow_warp backward: grad ", sizes_str(grad), " != data ",
               sizes_str(data));
-  if (is_reduced_float(data)) {
-    auto r = flow_warp_backward_cpu(grad.to(at::kFloat), data.to(at::kFloat), flow.to(at::kFloat));
-    return {std::get<0>(r).to(data.scalar_type()), std::get<1>(r).to(flow.scalar_type())};
-  }
   auto g = grad.to(data.scalar_type()).contiguous();
   auto d = data.contiguous();
   auto f = flow.contiguous();
@@ -112,6 +107,6 @@ std::tuple<at::Tensor, at::Tensor> flow_warp_backward_cpu(const at::Tensor& grad
 }  // namespace dff
 
 TORCH_LIBRARY_IMPL(dff, CPU, m) {
-  m.impl("flow_warp", &dff::flow_warp_forward_cpu);
-  m.impl("_flow_warp_backward", &dff::flow_warp_backward_cpu);
+  m.impl("flow_warp", dff::in_float32<&dff::flow_warp_forward_cpu>);
+  m.impl("_flow_warp_backward", dff::in_float32<&dff::flow_warp_backward_cpu>);
 }

@@ -3,6 +3,7 @@
 #include <torch/library.h>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "../common/greedy_nms.h"
 
 namespace dff {
@@ -30,4 +31,4 @@ at::Tensor nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, double iou
 }  // namespace
 }  // namespace dff
 
-TORCH_LIBRARY_IMPL(dff, CPU, m) { m.impl("nms", &dff::nms_cpu); }
+TORCH_LIBRARY_IMPL(dff, CPU, m) { m.impl("nms", dff::in_float32<&dff::nms_cpu>); }

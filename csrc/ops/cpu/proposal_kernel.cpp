@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "../common/element_math.h"
 #include "../common/greedy_nms.h"
 
@@ -24,11 +25,6 @@ std::tuple<at::Tensor, at::Tensor> proposal_cpu(const at::Tensor& cls_prob, cons
                                                 double nms_threshold, double min_size) {
   const std::vector<double> sc(scales.begin(), scales.end()), ra(ratios.begin(), ratios.end());
   check_proposal_args(cls_prob, bbox_pred, im_info, feature_stride, sc, ra, pre_nms_top_n, post_nms_top_n);
-  if (is_reduced_float(cls_prob)) {
-    auto r = proposal_cpu(cls_prob.to(at::kFloat), bbox_pred.to(at::kFloat), im_info.to(at::kFloat), feature_stride,
-                          scales, ratios, pre_nms_top_n, post_nms_top_n, nms_threshold, min_size);
-    return {std::get<0>(r).to(cls_prob.scalar_type()), std::get<1>(r).to(cls_prob.scalar_type())};
-  }
   const int64_t N = cls_prob.size(0), H = cls_prob.size(2), W = cls_prob.size(3);
   const int64_t A = static_cast<int64_t>(sc.size() * ra.size());
   const int64_t count = H * W * A;
@@ -51,33 +47,13 @@ std::tuple<at::Tensor, at::Tensor> proposal_cpu(const at::Tensor& cls_prob, cons
       for (int64_t b = begin; b < end; ++b) {
         const T* cls = cp.data_ptr<T>() + b * 2 * A * H * W;
         const T* del = bp.data_ptr<T>() + b * 4 * A * H * W;
-        const T* info = ip.data_ptr<T>() + b * 3;
-        const T im_h = info[0], im_w = info[1], im_scale = info[2];
-        const int64_t real_h = static_cast<int64_t>(im_h / static_cast<T>(feature_stride));
-        const int64_t real_w = static_cast<int64_t>(im_w / static_cast<T>(feature_stride));
-        const T min_sz = static_cast<T>(min_size) * im_scale;
+        const auto img = math::proposal_image(ip.data_ptr<T>() + b * 3, feature_stride, static_cast<T>(min_size));
         for (int64_t h = 0; h < H; ++h)
           for (int64_t w = 0; w < W; ++w)
             for (int64_t a = 0; a < A; ++a) {
-              const int64_t idx = (h * W + w) * A + a, cell = h * W + w;
-              const T anchor[4] = {static_cast<T>(anchors[4 * a + 0] + w * feature_stride),
-                                   static_cast<T>(anchors[4 * a + 1] + h * feature_stride),
-                                   static_cast<T>(anchors[4 * a + 2] + w * feature_stride),
-                                   static_cast<T>(anchors[4 * a + 3] + h * feature_stride)};
-              T* box = &boxes[4 * idx];
-              math::decode_clip_box(anchor, del[(a * 4 + 0) * H * W + cell], del[(a * 4 + 1) * H * W + cell],
-                                    del[(a * 4 + 2) * H * W + cell], del[(a * 4 + 3) * H * W + cell], im_h, im_w, box);
-              T score = cls[(A + a) * H * W + cell];
-              if (h >= real_h || w >= real_w) score = T(-1);
-              const T iw = box[2] - box[0] + T(1), ih = box[3] - box[1] + T(1);
-              if (iw < min_sz || ih < min_sz) {
-                box[0] -= min_sz / 2;
-                box[1] -= min_sz / 2;
-                box[2] += min_sz / 2;
-                box[3] += min_sz / 2;
-                score = T(-1);
-              }
-              scores[idx] = score;
+              const int64_t idx = (h * W + w) * A + a;
+              scores[idx] = math::proposal_anchor(anchors.data(), cls, del, A, H, W, feature_stride, a, h, w, img,
+                                                  &boxes[4 * idx]);
             }
         auto order = stable_argsort_desc(scores.data(), count);
         const int64_t pre = pre_nms_top_n > 0 ? std::min(pre_nms_top_n, count) : count;
@@ -105,4 +81,4 @@ std::tuple<at::Tensor, at::Tensor> proposal_cpu(const at::Tensor& cls_prob, cons
 }  // namespace
 }  // namespace dff
 
-TORCH_LIBRARY_IMPL(dff, CPU, m) { m.impl("proposal", &dff::proposal_cpu); }
+TORCH_LIBRARY_IMPL(dff, CPU, m) { m.impl("proposal", dff::in_float32<&dff::proposal_cpu>); }

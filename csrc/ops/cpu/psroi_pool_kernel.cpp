@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "../common/element_math.h"
 
 namespace dff {
@@ -28,10 +29,6 @@ std::vector<math::PSBin> roi_bins(const scalar_t* rp, int64_t R, scalar_t scale,
 at::Tensor psroi_pool_forward_cpu(const at::Tensor& data, const at::Tensor& rois, double spatial_scale,
                                   int64_t output_dim, int64_t pooled_size, int64_t group_size) {
   check_psroi_args(data, rois, spatial_scale, output_dim, pooled_size, group_size);
-  if (is_reduced_float(data))
-    return psroi_pool_forward_cpu(data.to(at::kFloat), rois.to(at::kFloat), spatial_scale, output_dim,
-                                  pooled_size, group_size)
-        .to(data.scalar_type());
   check_roi_batch_index("psroi_pool", rois, data.size(0));
   const int64_t R = rois.size(0), C = data.size(1), H = data.size(2), W = data.size(3);
   const int P = static_cast<int>(pooled_size), G = static_cast<int>(group_size);
@@ -70,10 +67,6 @@ at::Tensor psroi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& roi
                   grad.size(2) == pooled_size && grad.size(3) == pooled_size,
               "psroi_pool backward: grad ", sizes_str(grad), " does not match (R, output_dim, pooled, pooled) = (",
               rois.size(0), ", ", output_dim, ", ", pooled_size, ", ", pooled_size, ")");
-  if (is_reduced_float(grad))
-    return psroi_pool_backward_cpu(grad.to(at::kFloat), rois.to(at::kFloat), spatial_scale, output_dim, pooled_size,
-                                   group_size, batch_size, height, width)
-        .to(grad.scalar_type());
   const int64_t C = output_dim * group_size * group_size, H = height, W = width, R = rois.size(0);
   const int P = static_cast<int>(pooled_size), G = static_cast<int>(group_size);
   auto grad_data = at::zeros({batch_size, C, H, W}, grad.options());
@@ -118,6 +111,6 @@ at::Tensor psroi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& roi
 }  // namespace dff
 
 TORCH_LIBRARY_IMPL(dff, CPU, m) {
-  m.impl("psroi_pool", &dff::psroi_pool_forward_cpu);
-  m.impl("_psroi_pool_backward", &dff::psroi_pool_backward_cpu);
+  m.impl("psroi_pool", dff::in_float32<&dff::psroi_pool_forward_cpu>);
+  m.impl("_psroi_pool_backward", dff::in_float32<&dff::psroi_pool_backward_cpu>);
 }

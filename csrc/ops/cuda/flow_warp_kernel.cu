@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "../common/element_math.h"
 #include "cuda_helpers.cuh"
 
@@ -57,8 +58,6 @@ __global__ void flow_warp_backward_kernel(int64_t total, const T* grad, const T*
 
 at::Tensor flow_warp_forward_cuda(const at::Tensor& data, const at::Tensor& flow) {
   check_flow_warp_args(data, flow);
-  if (is_reduced_float(data))
-    return flow_warp_forward_cuda(data.to(at::kFloat), flow.to(at::kFloat)).to(data.scalar_type());
   c10::cuda::CUDAGuard guard(data.device());
   auto d = data.contiguous();
   auto f = flow.contiguous();
@@ -80,10 +79,6 @@ std::tuple<at::Tensor, at::Tensor> flow_warp_backward_cuda(const at::Tensor& gra
   check_flow_warp_args(data, flow);
   TORCH_CHECK(grad.sizes() == data.sizes(), "flow_warp backward: grad ", sizes_str(grad), " != data ",
               sizes_str(data));
-  if (is_reduced_float(data)) {
-    auto r = flow_warp_backward_cuda(grad.to(at::kFloat), data.to(at::kFloat), flow.to(at::kFloat));
-    return {std::get<0>(r).to(data.scalar_type()), std::get<1>(r).to(flow.scalar_type())};
-  }
   c10::cuda::CUDAGuard guard(data.device());
   auto g = grad.to(data.scalar_type()).contiguous();
   auto d = data.contiguous();
@@ -107,6 +102,6 @@ std::tuple<at::Tensor, at::Tensor> flow_warp_backward_cuda(const at::Tensor& gra
 }  // namespace dff
 
 TORCH_LIBRARY_IMPL(dff, CUDA, m) {
-  m.impl("flow_warp", &dff::flow_warp_forward_cuda);
-  m.impl("_flow_warp_backward", &dff::flow_warp_backward_cuda);
+  m.impl("flow_warp", dff::in_float32<&dff::flow_warp_forward_cuda>);
+  m.impl("_flow_warp_backward", dff::in_float32<&dff::flow_warp_backward_cuda>);
 }

@@ -2,6 +2,7 @@
 #include <torch/library.h>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "nms_mask.cuh"
 
 namespace dff {
@@ -11,7 +12,6 @@ at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double io
   check_nms_args(boxes, scores);
   c10::cuda::CUDAGuard guard(boxes.device());
   if (boxes.size(0) == 0) return at::empty({0}, boxes.options().dtype(at::kLong));
-  if (is_reduced_float(boxes)) return nms_cuda(boxes.to(at::kFloat), scores.to(at::kFloat), iou_threshold);
   auto order = std::get<1>(at::sort(scores, /*stable=*/true, /*dim=*/0, /*descending=*/true));
   auto sorted = boxes.index_select(0, order).contiguous();
   auto keep = cuda::nms_sorted_cuda(sorted, iou_threshold, 0);
@@ -21,4 +21,4 @@ at::Tensor nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, double io
 }  // namespace
 }  // namespace dff
 
-TORCH_LIBRARY_IMPL(dff, CUDA, m) { m.impl("nms", &dff::nms_cuda); }
+TORCH_LIBRARY_IMPL(dff, CUDA, m) { m.impl("nms", dff::in_float32<&dff::nms_cuda>); }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "../common/element_math.h"
 #include "nms_mask.cuh"
 
@@ -20,27 +21,9 @@ __global__ void proposal_decode_kernel(int64_t total, const T* cls, const T* del
     const int64_t count = H * W * A;
     const int64_t b = i / count, idx = i % count;
     const int64_t a = idx % A, cell = idx / A, w = cell % W, h = cell / W;
-    const T* info = im_info + b * 3;
-    const T* cb = cls + b * 2 * A * H * W;
-    const T* db = del + b * 4 * A * H * W;
-    const T anchor[4] = {static_cast<T>(anchors[4 * a + 0] + w * stride), static_cast<T>(anchors[4 * a + 1] + h * stride),
-                         static_cast<T>(anchors[4 * a + 2] + w * stride), static_cast<T>(anchors[4 * a + 3] + h * stride)};
-    T* box = boxes + i * 4;
-    math::decode_clip_box(anchor, db[(a * 4 + 0) * H * W + cell], db[(a * 4 + 1) * H * W + cell],
-                          db[(a * 4 + 2) * H * W + cell], db[(a * 4 + 3) * H * W + cell], info[0], info[1], box);
-    T score = cb[(A + a) * H * W + cell];
-    const int64_t real_h = static_cast<int64_t>(info[0] / static_cast<T>(stride));
-    const int64_t real_w = static_cast<int64_t>(info[1] / static_cast<T>(stride));
-    if (h >= real_h || w >= real_w) score = T(-1);
-    const T msz = min_size * info[2];
-    if (box[2] - box[0] + T(1) < msz || box[3] - box[1] + T(1) < msz) {
-      box[0] -= msz / 2;
-      box[1] -= msz / 2;
-      box[2] += msz / 2;
-      box[3] += msz / 2;
-      score = T(-1);
-    }
-    scores[i] = score;
+    const auto img = math::proposal_image(im_info + b * 3, stride, min_size);
+    scores[i] = math::proposal_anchor(anchors, cls + b * 2 * A * H * W, del + b * 4 * A * H * W, A, H, W, stride, a, h,
+                                      w, img, boxes + i * 4);
   }
 }
 
@@ -51,11 +34,6 @@ std::tuple<at::Tensor, at::Tensor> proposal_cuda(const at::Tensor& cls_prob, con
                                                  double min_size) {
   const std::vector<double> sc(scales.begin(), scales.end()), ra(ratios.begin(), ratios.end());
   check_proposal_args(cls_prob, bbox_pred, im_info, feature_stride, sc, ra, pre_nms_top_n, post_nms_top_n);
-  if (is_reduced_float(cls_prob)) {
-    auto r = proposal_cuda(cls_prob.to(at::kFloat), bbox_pred.to(at::kFloat), im_info.to(at::kFloat), feature_stride,
-                           scales, ratios, pre_nms_top_n, post_nms_top_n, nms_threshold, min_size);
-    return {std::get<0>(r).to(cls_prob.scalar_type()), std::get<1>(r).to(cls_prob.scalar_type())};
-  }
   c10::cuda::CUDAGuard guard(cls_prob.device());
   const int64_t N = cls_prob.size(0), H = cls_prob.size(2), W = cls_prob.size(3);
   const int64_t A = static_cast<int64_t>(sc.size() * ra.size()), count = H * W * A;
@@ -103,4 +81,4 @@ std::tuple<at::Tensor, at::Tensor> proposal_cuda(const at::Tensor& cls_prob, con
 }  // namespace
 }  // namespace dff
 
-TORCH_LIBRARY_IMPL(dff, CUDA, m) { m.impl("proposal", &dff::proposal_cuda); }
+TORCH_LIBRARY_IMPL(dff, CUDA, m) { m.impl("proposal", dff::in_float32<&dff::proposal_cuda>); }

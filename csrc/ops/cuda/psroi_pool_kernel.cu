@@ -2,6 +2,7 @@
 #include <torch/library.h>
 
 #include "../common/checks.h"
+#include "../common/reduced_float.h"
 #include "../common/element_math.h"
 #include "cuda_helpers.cuh"
 
@@ -45,10 +46,6 @@ __global__ void psroi_backward_kernel(int64_t total, const T* grad, const T* roi
 at::Tensor psroi_pool_forward_cuda(const at::Tensor& data, const at::Tensor& rois, double spatial_scale,
                                    int64_t output_dim, int64_t pooled_size, int64_t group_size) {
   check_psroi_args(data, rois, spatial_scale, output_dim, pooled_size, group_size);
-  if (is_reduced_float(data))
-    return psroi_pool_forward_cuda(data.to(at::kFloat), rois.to(at::kFloat), spatial_scale, output_dim, pooled_size,
-                                   group_size)
-        .to(data.scalar_type());
   check_roi_batch_index("psroi_pool", rois, data.size(0));
   c10::cuda::CUDAGuard guard(data.device());
   const int64_t R = rois.size(0);
@@ -74,10 +71,6 @@ at::Tensor psroi_pool_backward_cuda(const at::Tensor& grad, const at::Tensor& ro
   TORCH_CHECK(grad.dim() == 4 && grad.size(0) == rois.size(0) && grad.size(1) == output_dim &&
                   grad.size(2) == pooled_size && grad.size(3) == pooled_size,
               "psroi_pool backward: grad ", sizes_str(grad), " does not match (R, output_dim, pooled, pooled)");
-  if (is_reduced_float(grad))
-    return psroi_pool_backward_cuda(grad.to(at::kFloat), rois.to(at::kFloat), spatial_scale, output_dim, pooled_size,
-                                    group_size, batch_size, height, width)
-        .to(grad.scalar_type());
   c10::cuda::CUDAGuard guard(grad.device());
   const int64_t C = output_dim * group_size * group_size;
   auto grad_data = at::zeros({batch_size, C, height, width}, grad.options());
@@ -100,6 +93,6 @@ at::Tensor psroi_pool_backward_cuda(const at::Tensor& grad, const at::Tensor& ro
 }  // namespace dff
 
 TORCH_LIBRARY_IMPL(dff, CUDA, m) {
-  m.impl("psroi_pool", &dff::psroi_pool_forward_cuda);
-  m.impl("_psroi_pool_backward", &dff::psroi_pool_backward_cuda);
+  m.impl("psroi_pool", dff::in_float32<&dff::psroi_pool_forward_cuda>);
+  m.impl("_psroi_pool_backward", dff::in_float32<&dff::psroi_pool_backward_cuda>);
 }
