@@ -14,6 +14,7 @@ flow and get none).
 (experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml).
 Key frames: frame 0 and every --key-interval frames after it (default TEST.KEY_FRAME_INTERVAL = 10), by
 position in the frame order (frame-number order for a folder); a key frame is its own key image.
+--key-interval adaptive: key frames where the video needs them (docs/key_frames.md).
 Post-processing as the original: per-class NMS 0.3 on all boxes, detections with score > --thresh
 (0.7). Prints the detector time per frame (network + box decoding), key and non-key frames apart, and
 their averages after 2 warm-up frames. --batch: the original demo_batch.py, one forward per chunk of
