@@ -387,8 +387,9 @@ def test_demo_device_errors_are_one_line(tmp_path):
 
 
 def test_flownet_pretraining_device_is_checked(tmp_path):
+    # its own weights path: the checkout's ./output may hold an earlier pretraining (refused before the device)
     proc = _cli(['dff_rfcn/train_flownet.py', '--cfg', DFF_SYN, '--set', f'FLOW_PRETRAIN.dataset_path={tmp_path}',
-                 '--set', 'device=cuda'], {'CUDA_VISIBLE_DEVICES': ''})
+                 f'network.pretrained_flow={tmp_path}/flownet', '--set', 'device=cuda'], {'CUDA_VISIBLE_DEVICES': ''})
     assert proc.returncode == 2 and "error: device: 'cuda' but torch sees no CUDA device" in proc.stderr, proc.stderr
 
 

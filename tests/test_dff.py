@@ -68,6 +68,69 @@ def test_flownet_output_matches_feature_map_for_every_side_200_to_1099():
         assert feat_real(x).shape[1:] == (1024,) + tuple(flownet(x, x)[0].shape[2:]), side
 
 
+STRIDE8 = ('network.RCNN_FEAT_STRIDE=8', 'network.RPN_FEAT_STRIDE=8', 'network.ANCHOR_SCALES=[4,8,16]')
+
+
+def test_stride_8_backbone_and_flownet_share_one_grid():
+    """network.RCNN_FEAT_STRIDE 8 (not in the original; docs/configuration.md): res4 keeps stride 1 and is dilated
+    by 2, res5 by 4; FlowNet predicts at its stride-8 map without resize_concat5, flow in stride-8 cells (x5)."""
+    cfg = small_cfg(*STRIDE8)
+    with torch.device('meta'):
+        feat, flownet = FeatureNet(cfg), FlowNetS(cfg)
+    bb = feat.backbone
+    assert bb.feat_stride == 8 and flownet.feat_stride == 8 and flownet.flow_scale == 5.0
+    assert bb.res4a_branch2a.stride == (1, 1) and bb.res4a_branch2b.dilation == (2, 2)
+    assert bb.res5a_branch2b.dilation == (4, 4) and bb.res5a_branch2b.padding == (4, 4)
+    for side in range(96, 700, 7):
+        other = 799 - side
+        x = torch.empty(1, 3, side, other, device='meta')
+        expect = (feature_size(side, 3), feature_size(other, 3))
+        assert tuple(feat(x).shape[2:]) == expect, side
+        flow, scale = flownet(x, x)
+        assert tuple(flow.shape[2:]) == expect and tuple(scale.shape[2:]) == expect, side
+
+
+def test_stride_8_flow_is_in_stride_8_cells():
+    """The same FlowNet weights at stride 16 and 8: a constant predicted flow of v (flow/20 at half resolution)
+    is 2.5 v cells of 16 pixels and 5 v cells of 8 pixels: the same displacement in pixels."""
+    torch.manual_seed(0)
+    a, b = FlowNetS(small_cfg()), FlowNetS(small_cfg(*STRIDE8))
+    b.load_state_dict(a.state_dict())
+    for net in (a, b):
+        with torch.no_grad():
+            net.Convolution5.weight.zero_()
+            net.Convolution5.bias.copy_(torch.tensor([0.4, -0.2]))
+    x = image(1)
+    fa, fb = a(x, x)[0], b(x, x)[0]
+    torch.testing.assert_close(fa[0, :, 0, 0] * 16, fb[0, :, 0, 0] * 8)
+    assert fb.shape[-1] == 2 * fa.shape[-1]
+
+
+def test_stride_8_dff_trains_and_tests_through_the_real_collator():
+    cfg = small_cfg(*STRIDE8)
+    torch.manual_seed(0)
+    model = DFF(cfg)
+    grads, losses = _grads(model, _train_batch(model, cfg, [0.0, 1.0]))
+    assert all(torch.isfinite(v) for v in losses.values()) and float(losses['rpn_cls_loss'].detach()) > 0
+    assert float(grads['flownet.Convolution5.weight'].abs().sum()) > 0
+    model.eval()
+    with torch.no_grad():
+        out, key_feat = model.detect_key(image(3), im_info())
+        assert key_feat.shape[2:] == (feature_size(96, 3), feature_size(160, 3))
+        model.detect_cur(image(4), im_info(), image(3), key_feat)
+
+
+@pytest.mark.parametrize('sets, key', [
+    (('network.RCNN_FEAT_STRIDE=32', 'network.RPN_FEAT_STRIDE=32'), 'network.RCNN_FEAT_STRIDE'),
+    (('network.RCNN_FEAT_STRIDE=8',), 'network.RPN_FEAT_STRIDE'),
+    (('network.RCNN_FEAT_STRIDE=12.5', 'network.RPN_FEAT_STRIDE=12.5'), 'network.RCNN_FEAT_STRIDE'),
+])
+def test_feature_stride_the_network_cannot_give_is_refused(sets, key):
+    """Before, any RCNN_FEAT_STRIDE built the stride-16 network and pooled at 1/stride: a silent wrong answer."""
+    with pytest.raises(ValueError, match=key.replace('.', r'\.')):
+        DFF(small_cfg(*sets))
+
+
 def test_flownet_real_width_channels_and_scale_init():
     net = FlowNetS()
     assert net.flow_conv1.weight.shape == (64, 6, 7, 7)

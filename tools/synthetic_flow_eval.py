@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """How good is DFF's flow where it matters? On the synthetic validation videos the generator knows the exact
-flow, so this measures FlowNet's stride-16 flow (the one DFF warps with) against it, for every non-key frame
-and its key frame, exactly as the DFF test pairs them:
+flow, so this measures FlowNet's feature-stride flow (the one DFF warps with) against it, for every non-key
+frame and its key frame, exactly as the DFF test pairs them:
 
-  - end-point error in feature-map cells (16 input pixels) over all cells and over the cells that are
-    mostly object (where the detections come from), next to the same figures for zero flow;
+  - end-point error in feature-map cells (network.RCNN_FEAT_STRIDE input pixels) over all cells and over the
+    cells that are mostly object (where the detections come from), next to the same figures for zero flow;
   - with --oracle, the DFF test once more with the ground-truth flow in place of FlowNet's (same model,
     same scale map): the mAP a perfect flow would give (results in <test dir>_gt_flow).
 
@@ -29,6 +29,7 @@ from lib.core.experiment import output_dirs
 from lib.core.tester import test_scale_index
 from lib.dataset.loader import make_imdb
 from lib.dataset.synthetic_vid import resolve_params, video_scene
+from lib.model.resnet_v1 import feature_stride
 from lib.model.weights import load_weights
 from lib.utils.cli import run_cli
 from lib.utils.image import prepare_image
@@ -67,6 +68,7 @@ class GroundTruthFlow:
         self.seed = int(syn.pop('seed', 0))
         self.params = resolve_params(**syn)
         self.interval = int(cfg.TEST.KEY_FRAME_INTERVAL)
+        self.stride = feature_stride(cfg)
         self.scenes = {}
 
     def scene(self, video):
@@ -84,7 +86,8 @@ class GroundTruthFlow:
         key = t - t % self.interval
         scene = self.scene(frame['video'])
         _, label, _ = scene.render(t)
-        return feature_flow(scene.flow(t, key, label), im_scale, feat_hw), object_cells(label, im_scale, feat_hw)
+        return (feature_flow(scene.flow(t, key, label), im_scale, feat_hw, self.stride),
+                object_cells(label, im_scale, feat_hw, self.stride))
 
 
 @torch.no_grad()
@@ -174,7 +177,7 @@ def main(argv=None):
     frames = make_imdb(cfg, cfg.dataset.test_image_set).test_frames()
     gt = GroundTruthFlow(cfg)
     r = measure(cfg, lambda frame, cur, key: model.flownet(cur, key)[0], frames, gt)
-    print(f"{weights}\nflow end-point error in feature cells ({STRIDE} px) over {r['pairs']} non-key frames:\n"
+    print(f"{weights}\nflow end-point error in feature cells ({gt.stride} px) over {r['pairs']} non-key frames:\n"
           f"  all cells:    FlowNet {r['net_all']:.3f}, zero flow {r['zero_all']:.3f}\n"
           f"  object cells: FlowNet {r['net_obj']:.3f}, zero flow {r['zero_obj']:.3f} ({r['object_cells']} cells)")
     if args.oracle:

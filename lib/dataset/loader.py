@@ -43,7 +43,8 @@ def load_train_roidb(cfg):
 
 
 def feature_size(side, num_stride2=4):
-    """Stride-16 feature-map size: conv1, pool1, res3, res4 each floor((s-1)/2)+1 (docs/fidelity.md §3.1)."""
+    """Stride-16 feature-map size: conv1, pool1, res3, res4 each floor((s-1)/2)+1 (docs/fidelity.md §3.1);
+    num_stride2=3 for the stride-8 backbone (network.RCNN_FEAT_STRIDE 8: res4 keeps stride 1)."""
     for _ in range(num_stride2):
         side = (side - 1) // 2 + 1
     return side
@@ -164,7 +165,8 @@ class BatchCollator:
                 batch[key] = out
         batch['im_info'] = torch.from_numpy(np.stack([it['im_info'] for it in items]))
         batch['gt_boxes'] = [torch.from_numpy(it['gt_boxes']) for it in items]
-        fh, fw = feature_size(H), feature_size(W)
+        n2 = 4 if int(self.cfg.network.RPN_FEAT_STRIDE) == 16 else 3
+        fh, fw = feature_size(H, n2), feature_size(W, n2)
         targets = [assign_anchor(fh, fw, torch.from_numpy(it['gt_boxes']), float(it['im_info'][0]),
                                  float(it['im_info'][1]), self.cfg,
                                  generator=item_generator(self.cfg.seed, it['epoch'], it['index'],

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lib.config import configurable
+from .resnet_v1 import feature_stride
 
 
 def _crop(x, like):
@@ -28,9 +29,16 @@ class FlowNetS(nn.Module):
     FLOW_SCALE = 2.5  # docs/fidelity.md §5.1: Convolution5 x 2.5
 
     @configurable
-    def __init__(self, feat_dim=1024, width_mult=1.0):
-        """FlowNetS(cfg) (network.DFF_FEAT_DIM, network.FLOW_WIDTH_MULT) or FlowNetS(feat_dim=, width_mult=)."""
+    def __init__(self, feat_dim=1024, width_mult=1.0, feat_stride=16):
+        """FlowNetS(cfg) (network.DFF_FEAT_DIM, network.FLOW_WIDTH_MULT, RCNN_FEAT_STRIDE) or
+        FlowNetS(feat_dim=, width_mult=, feat_stride=). feat_stride 8 (not in the original: the synthetic CPU
+        configs, docs/synthetic.md) predicts at the decoder's own stride-8 map, without resize_concat5, and
+        scales the flow to stride-8 feature pixels (x5)."""
         super().__init__()
+        if int(feat_stride) not in (8, 16):
+            raise ValueError(f'FlowNet-S predicts at feature stride 8 or 16, got {feat_stride}')
+        self.feat_stride = int(feat_stride)
+        self.flow_scale = self.FLOW_SCALE * 16 / self.feat_stride
 
         def c(n):
             return max(2, int(round(n * width_mult)))
@@ -76,7 +84,8 @@ class FlowNetS(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        return {'feat_dim': int(cfg.network.DFF_FEAT_DIM), 'width_mult': float(cfg.network.FLOW_WIDTH_MULT)}
+        return {'feat_dim': int(cfg.network.DFF_FEAT_DIM), 'width_mult': float(cfg.network.FLOW_WIDTH_MULT),
+                'feat_stride': feature_stride(cfg)}
 
     def forward(self, cur, key, multiscale=False):
         lrelu = lambda t: F.leaky_relu(t, 0.1)  # noqa: E731
@@ -96,8 +105,8 @@ class FlowNetS(nn.Module):
         cat3 = torch.cat([c3, lrelu(_crop(self.deconv3(cat4), c3)), _crop(self.upsample_flow4to3(flow4), c3)], 1)
         flow3 = self.Convolution4(cat3)
         cat2 = torch.cat([c2, lrelu(_crop(self.deconv2(cat3), c2)), _crop(self.upsample_flow3to2(flow3), c2)], 1)
-        pooled = F.avg_pool2d(cat2, 2, 2, ceil_mode=True)  # resize_concat5: stride 8 -> 16
-        flow = self.Convolution5(pooled) * self.FLOW_SCALE
+        pooled = F.avg_pool2d(cat2, 2, 2, ceil_mode=True) if self.feat_stride == 16 else cat2  # resize_concat5: 8 -> 16
+        flow = self.Convolution5(pooled) * self.flow_scale
         scale = self.Convolution5_scale(pooled)
         if multiscale:
             # raw predictions (flow/20 in half-resolution pixels) at strides 64, 32, 16, 8 (of the input)

@@ -5,6 +5,9 @@
   -> branch2c 1x1 (4x channels) -> BN; shortcut = branch1 1x1 (same stride) -> BN in block "a" of every
   stage, identity otherwise; out = ReLU(shortcut + branch2c).
 - Strides res2 1, res3 2, res4 2, res5 1; res5's 3x3 convs use dilation 2, pad 2.
+  `feat_stride=8` (network.RCNN_FEAT_STRIDE: 8; not in the original, used by the synthetic CPU configs,
+  docs/synthetic.md) keeps res4 at stride 1 too and dilates res4 by 2 and res5 by 4 (the DeepLab
+  recipe), so the same layers see the same context on a feature grid twice as fine.
 - All convs without bias; BN = FrozenBatchNorm2d (global statistics) unless train_bn.
 
 Every layer is registered directly on the module under its official MXNet name (conv1, bn_conv1,
@@ -31,6 +34,8 @@ DEPTH_UNITS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 _LETTER_NAMED_UNITS = (DEPTH_UNITS[50],)
 STAGE_STRIDES = (1, 2, 2, 1)
 STAGE_DILATIONS = (1, 1, 1, 2)
+# total stride -> (strides, dilations) of res2..res5; 16 is the original's
+STAGE_LAYOUTS = {16: (STAGE_STRIDES, STAGE_DILATIONS), 8: ((1, 2, 1, 1), (1, 1, 2, 4))}
 
 
 def block_names(num_blocks, numbered):
@@ -62,12 +67,14 @@ def stage_block_names(units, block_naming='auto'):
 
 class ResNetV1(nn.Module):
     """image (N, 3, H, W) -> res5 output (N, 32*width, H', W'), H' = H/16 with floor rounding at each
-    stride-2 layer (600x1000 -> 38x63)."""
+    stride-2 layer (600x1000 -> 38x63); H/8 with feat_stride=8 (the module docstring)."""
 
-    feat_stride = 16
-
-    def __init__(self, units=DEPTH_UNITS[101], width=64, train_bn=False, block_naming='auto'):
+    def __init__(self, units=DEPTH_UNITS[101], width=64, train_bn=False, block_naming='auto', feat_stride=16):
         super().__init__()
+        if int(feat_stride) not in STAGE_LAYOUTS:
+            raise ValueError(f'ResNet-v1 feature stride must be one of {sorted(STAGE_LAYOUTS)}, got {feat_stride}')
+        self.feat_stride = int(feat_stride)
+        strides, dilations = STAGE_LAYOUTS[self.feat_stride]
         self.units = tuple(int(u) for u in units)
         self.width = int(width)
         self.train_bn = bool(train_bn)
@@ -81,7 +88,7 @@ class ResNetV1(nn.Module):
         for s, names in enumerate(self.stage_blocks):
             mid = self.width * 2 ** s
             out = 4 * mid
-            stride, dil = STAGE_STRIDES[s], STAGE_DILATIONS[s]
+            stride, dil = strides[s], dilations[s]
             for i, b in enumerate(names):
                 p = f'{s + 2}{b}'
                 first = i == 0
@@ -127,7 +134,7 @@ class ResNetV1(nn.Module):
         return x
 
     def extra_repr(self):
-        return f'units={self.units}, width={self.width}, train_bn={self.train_bn}'
+        return f'units={self.units}, width={self.width}, train_bn={self.train_bn}, feat_stride={self.feat_stride}'
 
 
 def resnet_v1(depth=101, train_bn=False, width=64):
@@ -140,8 +147,23 @@ def resnet_v1(depth=101, train_bn=False, width=64):
 def build_backbone(cfg):
     net = cfg.network
     if net.RESNET_UNITS:
-        return ResNetV1(units=tuple(net.RESNET_UNITS), width=int(net.RESNET_WIDTH), train_bn=bool(net.TRAIN_BN))
-    if int(net.RESNET_WIDTH) != 64:
-        return ResNetV1(units={50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}[int(net.RESNET_DEPTH)],
-                        width=int(net.RESNET_WIDTH), train_bn=bool(net.TRAIN_BN))
-    return resnet_v1(int(net.RESNET_DEPTH), train_bn=bool(net.TRAIN_BN))
+        units = tuple(net.RESNET_UNITS)
+    elif int(net.RESNET_DEPTH) in DEPTH_UNITS:
+        units = DEPTH_UNITS[int(net.RESNET_DEPTH)]
+    else:
+        raise ValueError(f'network.RESNET_DEPTH must be one of {sorted(DEPTH_UNITS)}, got {net.RESNET_DEPTH}')
+    return ResNetV1(units=units, width=int(net.RESNET_WIDTH), train_bn=bool(net.TRAIN_BN),
+                    feat_stride=feature_stride(cfg))
+
+
+def feature_stride(cfg):
+    """The detector's feature stride (network.RCNN_FEAT_STRIDE, which RPN_FEAT_STRIDE must equal): 16 as in
+    the original, or 8 (the module docstring)."""
+    net = cfg.network
+    rcnn, rpn = net.RCNN_FEAT_STRIDE, net.RPN_FEAT_STRIDE
+    if int(rcnn) != rcnn or int(rcnn) not in STAGE_LAYOUTS:
+        raise ValueError(f'network.RCNN_FEAT_STRIDE must be one of {sorted(STAGE_LAYOUTS)}, got {rcnn}')
+    if int(rpn) != int(rcnn):
+        raise ValueError(f'network.RPN_FEAT_STRIDE ({rpn}) must equal network.RCNN_FEAT_STRIDE ({rcnn}): both '
+                         'heads read the same feature map')
+    return int(rcnn)
