@@ -4,7 +4,10 @@ import errno
 import os
 import pickle
 import random
+import signal
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ from lib.utils.checkpoint import load_checkpoint, save_checkpoint
 from lib.utils.cli import run_cli
 from lib.utils.fileio import (DiskFullError, UnsafeFileError, atomic_write, load_data_pickle, load_torch, save_torch, write_bytes,
                               write_text)
-from tests.small_run import code_running_pickles
+from tests.small_run import ROOT, code_running_pickles
 
 
 def _leftovers(folder):
@@ -192,3 +195,36 @@ def test_checkpoints_written_with_numpy_rng_states_still_load(tmp_path):
     torch.save({'model': {}, 'o': np.array([None, 1], dtype=object)}, tmp_path / 'obj.pth')
     with pytest.raises(UnsafeFileError):
         load_torch(tmp_path / 'obj.pth')
+
+
+SIGTERM_SCRIPT = r'''
+import sys, time
+from lib.utils.cli import run_cli
+from lib.utils.fileio import atomic_write
+
+def write(f):
+    f.write(b'x' * 1000)
+    print('writing', flush=True)
+    time.sleep(60)
+
+run_cli(atomic_write, sys.argv[1], write)
+'''
+
+
+def test_sigterm_during_a_save_removes_the_temporary_file(tmp_path):
+    """A scheduler's cancel or torchrun stopping the other workers sends SIGTERM: the entry scripts (run_cli)
+    then clean up as on Ctrl-C (no temporary file left, the target untouched) and exit with status 143."""
+    import signal
+    import subprocess
+    target = tmp_path / 'out' / 'model-0001.pth'
+    target.parent.mkdir()
+    target.write_bytes(b'before')
+    proc = subprocess.Popen([sys.executable, '-c', SIGTERM_SCRIPT, str(target)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == 'writing'
+    assert len(os.listdir(target.parent)) == 2  # the target and the temporary file being written
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert 'terminated (SIGTERM)' in err and 'Traceback' not in err
+    assert os.listdir(target.parent) == ['model-0001.pth'] and target.read_bytes() == b'before'

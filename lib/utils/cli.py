@@ -4,12 +4,18 @@ code, a full disk while saving, custom ops that are not built) ends with one 'er
 the file, key or shape at fault, and exit status 2, instead of a traceback. DFF_DEBUG=1 re-raises, for the
 traceback.
 
+A SIGTERM (a scheduler's cancel, `kill`, torchrun stopping the other workers after one failed) ends the process
+as Ctrl-C does, through Python's clean-up instead of around it: the temporary files of an interrupted save
+or test are removed (lib/utils/fileio.atomic_write, the test's per-rank parts) and the exit status is 143.
+
 An error raised in a DataLoader worker reaches the main process re-raised by torch as the same type with
 the message "Caught ValueError in DataLoader worker process 0.\\nOriginal Traceback ...": it is reported
 with the worker's original message, exactly as the same error raised in the main process."""
 import os
 import re
+import signal
 import sys
+import threading
 
 from lib.utils.fileio import DiskFullError
 
@@ -42,8 +48,34 @@ def _close_progress_bars():
         bar.close()
 
 
+class Terminated(SystemExit):
+    """Raised in the main thread by a SIGTERM while run_cli runs (exit status 128 + 15)."""
+
+
+def _install_sigterm():
+    """SIGTERM -> Terminated in this process's main thread (module docstring); a process forked from it (a
+    DataLoader worker) keeps the default: it dies at once, as before."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    owner = os.getpid()
+
+    def on_sigterm(signum, frame):
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the clean-up kills at once
+        _close_progress_bars()
+        print('terminated (SIGTERM): stopping, temporary files removed', file=sys.stderr)
+        raise Terminated(128 + signal.SIGTERM)
+
+    return signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def run_cli(fn, *args, errors=USER_ERRORS):
-    """fn(*args); a user error -> 'error: <message>' on stderr and exit status 2."""
+    """fn(*args); a user error -> 'error: <message>' on stderr and exit status 2; SIGTERM -> clean-up and exit
+    status 143 (module docstring)."""
+    previous = _install_sigterm()
     try:
         return fn(*args)
     except (*errors, ImportError) as e:
@@ -53,3 +85,6 @@ def run_cli(fn, *args, errors=USER_ERRORS):
         _close_progress_bars()
         print(f'error: {user_message(e)}\n(DFF_DEBUG=1 shows the traceback)', file=sys.stderr)
         sys.exit(2)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
