@@ -21,8 +21,7 @@ import os
 
 import torch
 
-from lib.apps.demo import DemoInputError, cli, demo_arg_parser, run_demo, setup
-from lib.model.weights import load_model_weights
+from lib.apps.demo import DemoInputError, cli, demo_arg_parser, load_demo_model, run_demo, setup
 
 
 def main(argv=None):
@@ -35,9 +34,7 @@ def main(argv=None):
     from dff_rfcn.model import DFF  # lazy: loads the custom ops (see above)
     from dff_rfcn.tester import VideoDetector  # lazy: loads the custom ops (see above)
     from lib.model.detection import im_detect_boxes  # lazy: loads the custom ops (see above)
-    model = DFF(cfg)
-    load_model_weights(model, args.checkpoint, cfg=cfg)
-    model.to(device).eval()
+    model = load_demo_model(DFF(cfg), args, cfg, device)
     detector = VideoDetector(model, interval)  # the tester's key-frame schedule and cache
     video = os.path.abspath(args.input)
 

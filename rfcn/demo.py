@@ -13,8 +13,7 @@ Shared logic and the differences from the original: lib/apps/demo.py.
 """
 import torch
 
-from lib.apps.demo import cli, demo_arg_parser, run_demo, setup
-from lib.model.weights import load_model_weights
+from lib.apps.demo import cli, demo_arg_parser, load_demo_model, run_demo, setup
 
 BATCH_FRAMES = 10  # the original rfcn/demo_batch.py: batches of 10 frames
 
@@ -25,9 +24,7 @@ def main(argv=None):
     # the model imports the custom ops (lib/ops): after the options, so that --help works before they are built
     from lib.model.detection import im_detect_boxes  # lazy: loads the custom ops (see above)
     from rfcn.model import RFCN  # lazy: loads the custom ops (see above)
-    model = RFCN(cfg)
-    load_model_weights(model, args.checkpoint, cfg=cfg)
-    model.to(device).eval()
+    model = load_demo_model(RFCN(cfg), args, cfg, device)
 
     @torch.no_grad()
     def detect(index, data, im_info):

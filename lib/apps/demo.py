@@ -37,6 +37,8 @@ import torch
 from lib.config import load_config, update_from_list
 from lib.dataset.loader import get_imdb_class
 from lib.dataset.vid_classes import dataset_classes
+from lib.model.fast_path import add_fast_argument, fast_overrides, prepare_inference
+from lib.model.weights import load_model_weights
 from lib.utils.cli import run_cli
 from lib.utils.device import resolve_device
 from lib.utils.fileio import write_bytes
@@ -406,18 +408,27 @@ def demo_arg_parser(description, dff=False):
     p.add_argument('--quiet', action='store_true', help='no per-frame line')
     p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
                    help='config overrides (yaml values); may be repeated')
+    add_fast_argument(p)
     return p
 
 
 def setup(args):
-    """Config (yaml + --set + --device), the torch device, the class names and the frame source (opened
+    """Config (yaml + --set + --fast + --device), the torch device, the class names and the frame source (opened
     first, so that a bad input is reported before a model is built)."""
-    cfg = update_from_list(load_config(args.cfg), args.set)
+    cfg = update_from_list(update_from_list(load_config(args.cfg), args.set), fast_overrides(args.fast), '--fast')
     if args.device is not None:
         update_from_list(cfg, [f'device={args.device}'], source='--device')
     source = FrameSource(args.input, args.max_frames)
     device = torch.device(resolve_device(cfg))
     return cfg, device, class_names_from_cfg(cfg), source
+
+
+def load_demo_model(model, args, cfg, device):
+    """The demo's model: --checkpoint's weights, on `device`, in eval mode, with the config's inference fast
+    path (TEST.FAST_PATH / --fast, lib/model/fast_path.py)."""
+    load_model_weights(model, args.checkpoint, cfg=cfg)
+    model.to(device).eval()
+    return prepare_inference(model, cfg, device)[0]
 
 
 def _chunks(frames, size):

@@ -162,6 +162,13 @@ def _defaults():
     config.TEST.KEY_FRAME_INTERVAL = 10
     config.TEST.ZERO_FLOW = False            # [port] DFF ablation: key features copied, not warped (flow forced to 0)
     config.TEST.thresh = 1e-3                # [port] score threshold of test.py's --thresh (original default 1e-3; DFF 1e-4)
+    # [port] inference fast path (lib/model/fast_path.py, docs/benchmark.md; --fast): off by default (eager float32,
+    # as the original); when on, the pieces below that are on
+    config.TEST.FAST_PATH = False
+    config.TEST.FAST_FOLD_BN = True          # [port] frozen BN folded into the preceding convolutions
+    config.TEST.FAST_CHANNELS_LAST = True    # [port] channels_last memory format
+    config.TEST.FAST_DTYPE = 'float32'       # [port] autocast dtype: float32 (none), bfloat16, float16 (CUDA)
+    config.TEST.FAST_COMPILE = False         # [port] torch.compile of the key-frame and non-key-frame graphs
 
     # [port] FlowNet-S pretraining on Flying Chairs-format pairs (dff_rfcn/train_flownet.py). The original
     # took a Caffe FlowNet trained on Flying Chairs; the weights are written to
@@ -198,8 +205,9 @@ _NUMBER_KEYS = {('TRAIN', 'lr'), ('TRAIN', 'warmup_lr')}    # default 0, but any
 _NUMBER_STRING_KEYS = {('TRAIN', 'lr_step'), ('FLOW_PRETRAIN', 'lr_step')}  # '1.333' or a bare 1.5
 _KINDS = {  # keys whose kind the default alone does not tell
     ('SCALES',): 'scales', ('device',): 'device', ('gpus',): 'gpus',
-    ('network', 'RESNET_UNITS'): 'ints', ('dataset', 'CLASSES'): 'list',
+    ('network', 'RESNET_UNITS'): 'ints', ('dataset', 'CLASSES'): 'list', ('TEST', 'FAST_DTYPE'): 'fast_dtype',
 }
+FAST_DTYPES = ('float32', 'bfloat16', 'float16')  # TEST.FAST_DTYPE (lib/model/fast_path.py DTYPES)
 _LENGTHS = {('network', 'PIXEL_MEANS'): 3, ('TRAIN', 'BBOX_WEIGHTS'): 4, ('network', 'ANCHOR_MEANS'): 4,
             ('network', 'ANCHOR_STDS'): 4, ('TRAIN', 'RPN_BBOX_WEIGHTS'): 4, ('TRAIN', 'BBOX_MEANS'): 4,
             ('TRAIN', 'BBOX_STDS'): 4, ('FLOW_PRETRAIN', 'loss_weights'): 5}
@@ -209,7 +217,8 @@ _EXPECTED = {
     'strs': 'a list of strings', 'list': 'a list', 'array': 'a list of numbers',
     'scales': '[short side, max long side] (one scale, e.g. [600, 1000]) or a list of such pairs '
               '(e.g. [[600, 1000], [480, 800]])',
-    'device': "one of auto, cpu, cuda, cuda:N", 'gpus': "GPU ids separated by commas (e.g. '0,1,2,3') or ''",
+    'device': "one of auto, cpu, cuda, cuda:N", 'fast_dtype': f"one of {', '.join(FAST_DTYPES)}",
+    'gpus': "GPU ids separated by commas (e.g. '0,1,2,3') or ''",
 }
 _DEVICE = re.compile(r'(auto|cpu|cuda(:\d+)?)\Z')
 
@@ -295,6 +304,9 @@ def _typed(path, value, source):
             return text
     elif kind == 'device':
         if isinstance(value, str) and _DEVICE.match(value):
+            return value
+    elif kind == 'fast_dtype':
+        if value in FAST_DTYPES:
             return value
     elif kind in ('numbers', 'array'):
         if numbers(value, n):
