@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.small_run import ROOT
 
 
@@ -30,3 +32,36 @@ def test_benchmark_runs_and_reports_every_figure(tmp_path):
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith('error: --frames must be at least 2 x --interval')
     assert 'Traceback' not in bad.stderr
+
+
+def test_benchmark_fast_paths_flops_and_peaks(tmp_path):
+    """--quick --fast: the eager, float32 fast and bfloat16 fast paths side by side in one process, interleaved
+    (--pairs rounds), each with its FLOPs (the same FLOP ratio on every path), the matmul peaks and DFF's
+    speed-up as a fraction of the FLOP ratio; the tables name every path."""
+    out = tmp_path / 'bench.json'
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, 'tools/benchmark.py', '--quick', '--fast', '--pairs', '2', '--frames', '4',
+                           '--interval', '2', '--height', '64', '--width', '96', '--threads', '1', '--json', str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.load(open(out))
+    assert list(r['paths']) == ['eager', 'fast', 'fast-bfloat16']
+    rounds = r['interleaved']['rounds']
+    assert len(rounds) == 2 and all(set(x) >= {'eager', 'fast', 'fast-bfloat16', 'peaks_gflops'} for x in rounds)
+    ratios = set()
+    for name, p in r['paths'].items():
+        f = p['flops']
+        assert f['baseline'] == pytest.approx(f['key'], rel=1e-2) and f['key'] > f['non-key'] > 0
+        assert f['average'] == pytest.approx((f['key'] + f['non-key']) / 2)
+        assert p['average'] > 0 and p['peaks_gflops']['float32'] > 0
+        assert p['speedup_of_flop_ratio'] == pytest.approx(p['speedup'] / p['flop_ratio'])
+        ratios.add(round(p['flop_ratio'], 6))
+        assert set(p['flops_components']['dff_non_key']) == {'flownet', 'warp', 'rpn+proposal', 'rfcn+psroi'}
+    assert len(ratios) == 1 and r['paths']['eager']['gain_dff'] == 1.0
+    assert r['baseline']['network'] > 0  # the eager processes' figures stay where they were
+    for text in ('fast-bfloat16: fast path: BN folded, channels_last, bfloat16 autocast',
+                 '| fast-bfloat16 | DFF per-frame average |', 'speed-up / FLOP ratio'):
+        assert text in proc.stdout
+    bad = subprocess.run([sys.executable, 'tools/benchmark.py', '--compile'], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith('error: --compile applies to the fast paths: add --fast')

@@ -4,7 +4,7 @@ classes) and FlowNet-S at full width, batch 1, key frame every --interval frames
 does not depend on them; post-processing sees every roi above the threshold, its worst case).
 
     python tools/benchmark.py [--device cpu|cuda] [--frames 20] [--interval 10] [--repeat 3] [--threads N] [--quick]
-                              [--fast [DTYPE]] [--compile] [--rounds N]
+                              [--fast [DTYPE]] [--compile] [--pairs N]
 
 Each method runs in its own process (peak memory is that process's), on the same frames: --frames frames
 of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end" reads them from disk.
@@ -20,20 +20,25 @@ of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end
   FLOPs         per component and per path (baseline frame, DFF key, non-key, per-frame average), counted with
                 torch.utils.flop_counter plus the custom ops' own counts (lib/ops/flops.py), and the achieved
                 GFLOP/s as a fraction of the machine's peak: a 2048x2048 matmul in float32 and in bfloat16
-                (float16 on CUDA too), measured in each worker process, on its threads, just before its timing
+                (float16 on CUDA too) on the same threads: in each worker before its timing, and in every
+                round of the interleaved comparison
 
 --fast [DTYPE] also times the inference fast path (lib/model/fast_path.py) side by side with the eager float32 path:
 "fast" (BN folded, channels_last, float32) and "fast-DTYPE" (the same under autocast; DTYPE default bfloat16 on a
-CPU, float16 on CUDA; --fast float32 times the float32 fast path alone); --compile adds torch.compile to the
-fast paths (the first call of each graph, compilation included, is reported apart). --rounds N runs the whole
-sequence of processes (every path, baseline then DFF) N times, interleaved, and reports the median of each
-figure over the rounds: on a shared machine a change of load then reaches every path alike.
+CPU, float16 on CUDA; --fast float32 times the float32 fast path alone). The paths are compared in one more
+process that holds every path's baseline and DFF (same weights) and times them interleaved: --pairs rounds,
+each one a baseline frame, a DFF key frame and a non-key frame (and, without --quick, their components) of
+every path, the paths' order rotating, plus the matmul peaks; each figure is the median over the rounds, so
+a change of the machine's load reaches every path alike. The DFF per-frame time of a path is then
+(key + (l-1) non-key) / l. --compile adds torch.compile to the fast paths (the first call of each graph,
+compilation included, is reported apart).
 
 --quick (what the main job, tools/synthetic_table.py, runs after its accuracy table): the per-frame rows only,
 no components and no batched mode, the baseline on --warmup + 4 frames (about a minute on 2 cores per path).
 CUDA timings synchronise around every timed region. Prints the tables in the shape of the README's.
 """
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -111,26 +116,11 @@ def peak_dtypes(device):
     return ['float32'] + (['bfloat16'] if cpu_bfloat16_native() else [])
 
 
-def worker(method, path, args, frames, queue):
-    """One method on one path (None: eager float32; else FastPath settings) in its own process: the matmul
-    peaks, per-frame times, component medians and FLOPs, peak memory."""
-    import contextlib
-
+def build(method, args, dev):
+    """(cfg, model) of the benchmark at the frames' size: random weights (seed 0), eval mode, on `dev`."""
     import torch
-    import torch.nn.functional as F
 
-    import lib.ops as ops
     from lib.config import load_config
-    from lib.core.tester import postprocess
-    from lib.model.detection import im_detect_boxes
-    from lib.model.fast_path import FastPath
-    from lib.ops.flops import count_flops
-    from lib.apps.demo import prepare_frame
-    from lib.utils.image import read_image
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    dev = torch.device(args.device)
     cfg = load_config(os.path.join(ROOT, RFCN_CFG if method == 'rfcn' else DFF_CFG))
     cfg.SCALES = [[min(args.height, args.width), max(args.height, args.width)]]  # frames are used at their size
     torch.manual_seed(0)
@@ -143,27 +133,92 @@ def worker(method, path, args, frames, queue):
         with torch.no_grad():  # a non-trivial flow and scale (the init gives flow ~ 0, scale == 1)
             torch.nn.init.normal_(model.flownet.Convolution5.weight, 0, 0.01)
             torch.nn.init.normal_(model.flownet.Convolution5_scale.weight, 0, 0.001)
-    model.to(dev).eval()
-    fast = FastPath(**path) if path else None
-    if fast is not None:
-        fast.prepare(model, dev)
-    context = (lambda: fast.autocast(dev.type)) if fast is not None else contextlib.nullcontext
-    layout = fast.layout if fast is not None else (lambda x: x)
+    return cfg, model.to(dev).eval()
+
+
+def frame_loader(cfg, dev):
+    import torch
+
+    from lib.apps.demo import prepare_frame
+    from lib.utils.image import read_image
+
+    def load(path):
+        data, info = prepare_frame(read_image(path), cfg)
+        return data[None].to(dev), torch.from_numpy(info[None]).to(dev)
+    return load
+
+
+def post_processing(cfg):
+    from lib.core.tester import postprocess
+    from lib.model.detection import im_detect_boxes
+    thresh, nms, max_per = float(cfg.TEST.thresh), float(cfg.TEST.NMS), int(cfg.TEST.max_per_image)
+
+    def post(out, info):
+        scores, boxes = im_detect_boxes(out, info)
+        return postprocess(scores[0], boxes[0], thresh, nms, max_per, bool(cfg.CLASS_AGNOSTIC))
+    return post
+
+
+def make_stages(model, data, cur, info, post, key_feat):
+    """stages(key_frame, measure) -> ({component: measure's value}, head outputs): the model's detect_key (the
+    baseline's detect) or detect_cur taken apart, each stage through measure(fn, *args) -> (out, value)
+    (a Timer, or count_flops). Call it under the path's autocast, with inputs in its memory format."""
+    import torch.nn.functional as F
+
+    import lib.ops as ops
+    feature, heads = model.feature, model.heads
+
+    def stages(key_frame, measure):
+        t = {}
+        if key_frame:
+            x, t['backbone'] = measure(feature.backbone, data)
+            feat, t['feat_conv'] = measure(lambda y: F.relu(feature.feat_conv_3x3(y)), x)
+        else:
+            (flow, scale), t['flownet'] = measure(model.flownet, cur, data)
+            feat, t['warp'] = measure(lambda a, b, c: ops.flow_warp(a, b) * c, key_feat, flow, scale)
+        half = feat.shape[1] // 2
+
+        def rpn_proposal(f):
+            _, rpn_bbox, rpn_prob = heads.rpn(f[:, :half])
+            return heads.proposals(rpn_prob, rpn_bbox, info, False)
+        rois, t['rpn+proposal'] = measure(rpn_proposal, feat)
+
+        def rfcn(f, r):
+            cls_score, bbox_pred = heads.rfcn(f[:, half:], r)
+            k4 = bbox_pred.shape[1] // 4
+            bbox_pred = bbox_pred * heads.bbox_stds.repeat(k4) + heads.bbox_means.repeat(k4)
+            return {'rois': r, 'cls_prob': F.softmax(cls_score, dim=1), 'bbox_pred': bbox_pred}
+        out, t['rfcn+psroi'] = measure(rfcn, feat, rois)
+        if post is not None and isinstance(measure, Timer):
+            _, t['post-processing'] = measure(post, out, info)
+        return t, out
+    return stages
+
+
+def count_stage_flops(stages, method):
+    """{'key': {component: FLOPs}} (+ 'non-key' for DFF). The FLOPs do not depend on the path: folded BN and
+    the elementwise ops count nothing."""
+    from lib.ops.flops import count_flops
+    kinds = [True] if method == 'rfcn' else [True, False]
+    return {'key' if k else 'non-key': stages(k, count_flops)[0] for k in kinds}
+
+
+def worker(method, args, frames, queue):
+    """One method (eager float32) in its own process: the matmul peaks, per-frame times, component medians
+    and FLOPs, peak memory."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    cfg, model = build(method, args, dev)
     with torch.no_grad():
         peaks = {name: matmul_peak(getattr(torch, name), dev) for name in peak_dtypes(dev)}
     if args.device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     timer = Timer(args.device)
-    thresh, nms, max_per = float(cfg.TEST.thresh), float(cfg.TEST.NMS), int(cfg.TEST.max_per_image)
     interval = args.interval
-
-    def load(path):
-        data, info = prepare_frame(read_image(path), cfg)
-        return data[None].to(dev), torch.from_numpy(info[None]).to(dev)
-
-    def post(out, info):
-        scores, boxes = im_detect_boxes(out, info)
-        return postprocess(scores[0], boxes[0], thresh, nms, max_per, bool(cfg.CLASS_AGNOSTIC))
+    load, post = frame_loader(cfg, dev), post_processing(cfg)
 
     # ---------------------------------------------------------------- per-frame, as a video is processed
     records = []
@@ -204,72 +259,93 @@ def worker(method, path, args, frames, queue):
                 _, t_net = timer(model.detect_batch, data[:1], data[1:], info)
                 batch_records.append({'network': t_net, 'frames': len(loaded)})
 
-    # ---------------------------------------------------------------- components, each stage alone
-    # (under the path's autocast, on inputs in its memory format: the stages of its detect methods)
-    comp, flops = {}, {}
-    with torch.no_grad(), context():
+    # ---------------------------------------------------------------- components, each stage alone; FLOPs
+    comp = {}
+    with torch.no_grad():
         data, info = load(frames[0])
         cur, _ = load(frames[min(1, len(frames) - 1)])
-        data, cur = layout(data), layout(cur)
-        feature, heads = model.feature, model.heads
-
-        def count(fn, *a):
-            return count_flops(fn, *a)
-
-        def stages(key_frame, measure=timer):
-            t = {}
-            if key_frame:
-                x, t['backbone'] = measure(feature.backbone, data)
-                feat, t['feat_conv'] = measure(lambda y: F.relu(feature.feat_conv_3x3(y)), x)
-            else:
-                (flow, scale), t['flownet'] = measure(model.flownet, cur, data)
-                feat, t['warp'] = measure(lambda a, b, c: ops.flow_warp(a, b) * c, key_feat0, flow, scale)
-            half = feat.shape[1] // 2
-
-            def rpn_proposal(f):
-                _, rpn_bbox, rpn_prob = heads.rpn(f[:, :half])
-                return heads.proposals(rpn_prob, rpn_bbox, info, False)
-            rois, t['rpn+proposal'] = measure(rpn_proposal, feat)
-
-            def rfcn(f, r):
-                cls_score, bbox_pred = heads.rfcn(f[:, half:], r)
-                k4 = bbox_pred.shape[1] // 4
-                bbox_pred = bbox_pred * heads.bbox_stds.repeat(k4) + heads.bbox_means.repeat(k4)
-                return {'rois': r, 'cls_prob': F.softmax(cls_score, dim=1), 'bbox_pred': bbox_pred}
-            out, t['rfcn+psroi'] = measure(rfcn, feat, rois)
-            if measure is timer:
-                _, t['post-processing'] = measure(post, out, info)
-            return t, out
-
-        key_feat0 = feature(data)
-        kinds = [True] if method == 'rfcn' else [True, False]
-        for key_frame in kinds:  # FLOPs do not depend on the path (BN and elementwise ops count nothing)
-            flops['key' if key_frame else 'non-key'] = stages(key_frame, count)[0]
+        stages = make_stages(model, data, cur, info, post, model.feature(data))
+        flops = count_stage_flops(stages, method)
         if not args.quick:
-            # the decomposition is the model's own computation (same rois and probabilities; a compiled graph
-            # may round differently)
+            # the decomposition is the model's own computation (same rois and probabilities)
             ref = model.detect(data, info) if method == 'rfcn' else model.detect_key(data, info)[0]
-            _, mine = stages(True)
-            exact = fast is None or not fast.compile
-            if (exact and not torch.equal(ref['rois'], mine['rois'])) or not torch.allclose(
-                    ref['cls_prob'], mine['cls_prob'], atol=1e-6 if exact else 1e-3):
+            _, mine = stages(True, timer)
+            if not torch.equal(ref['rois'], mine['rois']) or not torch.allclose(ref['cls_prob'], mine['cls_prob']):
                 raise RuntimeError('benchmark: the per-component pipeline differs from the model '
                                    '(update tools/benchmark.py)')
-            for key_frame in kinds:
-                runs = [stages(key_frame)[0] for _ in range(args.repeat)]
+            for key_frame in ([True] if method == 'rfcn' else [True, False]):
+                runs = [stages(key_frame, timer)[0] for _ in range(args.repeat)]
                 comp['key' if key_frame else 'non-key'] = {c: statistics.median(r[c] for r in runs) for c in runs[0]}
 
-    queue.put({'method': method, 'path': path, 'records': records, 'batch_records': batch_records, 'components': comp,
+    queue.put({'method': method, 'records': records, 'batch_records': batch_records, 'components': comp,
                'flops': flops, 'peaks_gflops': peaks, 'peak_mb': peak,
                'peak_mb_batched': peak_mb() if batch_records else None,
-               'first_call_s': dict(fast.first_call_s) if fast is not None else {},
                'threads': torch.get_num_threads(), 'input': list(data.shape[2:])})
 
 
-def run_method(method, path, args, frames):
+def worker_interleaved(paths, args, frames, queue):
+    """Every path's baseline and DFF in one process (the same weights), timed in rounds: per round and path a
+    baseline frame, a DFF key frame and a non-key frame (+ their components unless --quick), the paths' order
+    rotating from round to round, and the matmul peaks. Returns the per-round times, the FLOPs and the first
+    calls (torch.compile)."""
+    import torch
+
+    from lib.model.fast_path import FastPath
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    timer = Timer(args.device)
+    setups, flops = {}, None
+    with torch.no_grad():
+        for name, settings in paths:
+            fast = FastPath(**settings) if settings else None
+            entry = {'fast': fast}
+            for method in ('rfcn', 'dff'):
+                cfg, model = build(method, args, dev)
+                entry[method] = fast.prepare(model, dev) if fast is not None else model
+            load = frame_loader(cfg, dev)
+            key, info = load(frames[0])
+            cur, _ = load(frames[min(1, len(frames) - 1)])
+            with (fast.autocast(dev.type) if fast is not None else contextlib.nullcontext()):
+                lay = fast.layout if fast is not None else (lambda x: x)
+                stage_fns = {m: make_stages(entry[m], lay(key), lay(cur), info, None, entry[m].feature(lay(key)))
+                             for m in ('rfcn', 'dff')}
+                if flops is None:  # the same for every path
+                    flops = {m: count_stage_flops(stage_fns[m], m) for m in ('rfcn', 'dff')}
+            entry.update(key=key, cur=cur, info=info, stages=stage_fns)
+            setups[name] = entry
+
+        def one_round(name):
+            e = setups[name]
+            fast, key, cur, info = e['fast'], e['key'], e['cur'], e['info']
+            t = {}
+            _, t['baseline'] = timer(e['rfcn'].detect, key, info)
+            (_, key_feat), t['key'] = timer(e['dff'].detect_key, key, info)
+            _, t['non-key'] = timer(e['dff'].detect_cur, cur, info, key, key_feat)
+            if not args.quick:
+                with (fast.autocast(dev.type) if fast is not None else contextlib.nullcontext()):
+                    t['components'] = {'baseline': e['stages']['rfcn'](True, timer)[0],
+                                       'dff_non_key': e['stages']['dff'](False, timer)[0]}
+            return t
+
+        names = [name for name, _ in paths]
+        for name in names:  # warm-up (and compilation)
+            one_round(name)
+        rounds = []
+        for r in range(args.pairs):
+            order = names[r % len(names):] + names[:r % len(names)]
+            per_round = {'peaks_gflops': {d: matmul_peak(getattr(torch, d), dev) for d in peak_dtypes(dev)}}
+            for name in order:
+                per_round[name] = one_round(name)
+            rounds.append(per_round)
+    queue.put({'rounds': rounds, 'flops': flops, 'threads': torch.get_num_threads(),
+               'first_call_s': {n: dict(e['fast'].first_call_s) for n, e in setups.items() if e['fast'] is not None}})
+
+
+def run_process(target, args_tuple, what):
     ctx = mp.get_context('spawn')
     q = ctx.Queue()
-    p = ctx.Process(target=worker, args=(method, path, args, frames, q))
+    p = ctx.Process(target=target, args=args_tuple + (q,))
     p.start()
     result = None
     while result is None:
@@ -280,8 +356,12 @@ def run_method(method, path, args, frames):
                 break
     p.join()
     if p.exitcode or result is None:
-        sys.exit(f'benchmark: the {method} worker failed (exit code {p.exitcode})')
+        sys.exit(f'benchmark: the {what} worker failed (exit code {p.exitcode})')
     return result
+
+
+def run_method(method, args, frames):
+    return run_process(worker, (method, args, frames), method)
 
 
 def mean(xs):
@@ -346,43 +426,72 @@ def path_settings(args):
     return paths
 
 
-def median_dict(ds):
-    """Figure by figure median of dicts with the same keys (nested dicts recursively)."""
-    out = {}
-    for k, v in ds[0].items():
-        if isinstance(v, dict):
-            out[k] = median_dict([d[k] for d in ds])
-        elif isinstance(v, (int, float)):
-            out[k] = statistics.median(d[k] for d in ds)
-    return out
+def median(xs):
+    return statistics.median(xs) if xs else float('nan')
 
 
-def path_figures(rounds_rfcn, rounds_dff, args):
-    """A path's figures, medians over the rounds: per-frame summaries, components, FLOPs, peaks."""
-    base = median_dict([summarise(r, args.warmup, args.interval) for r in rounds_rfcn])
-    dff = median_dict([summarise(r, args.warmup, args.interval) for r in rounds_dff])
-    l = args.interval
-    fb, fd = rounds_rfcn[0]['flops'], rounds_dff[0]['flops']
-    flops = {'baseline': sum(fb['key'].values()), 'key': sum(fd['key'].values()),
-             'non-key': sum(fd['non-key'].values())}
-    flops['average'] = (flops['key'] + (l - 1) * flops['non-key']) / l
-    fig = {'baseline': base, 'dff': dff, 'flops': flops,
-           'flops_components': {'baseline': fb['key'], 'dff_key': fd['key'], 'dff_non_key': fd['non-key']},
-           'peaks_gflops': {'baseline': median_dict([r['peaks_gflops'] for r in rounds_rfcn]),
-                            'dff': median_dict([r['peaks_gflops'] for r in rounds_dff])},
-           'first_call_s': {'baseline': rounds_rfcn[0]['first_call_s'], 'dff': rounds_dff[0]['first_call_s']}}
+def flop_figures(flops, l):
+    """Per-path FLOPs: the baseline's frame, DFF's key and non-key frames and their per-frame average."""
+    f = {'baseline': sum(flops['rfcn']['key'].values()), 'key': sum(flops['dff']['key'].values()),
+         'non-key': sum(flops['dff']['non-key'].values())}
+    f['average'] = (f['key'] + (l - 1) * f['non-key']) / l
+    return f
+
+
+def figures(times, flops, peaks, components, l, eager=None, first_call_s=None):
+    """The comparison figures of one path. times: per-round dicts {'baseline', 'key', 'non-key'} (seconds);
+    eager: the eager path's per-round times, same rounds (for the gains); components: per-round
+    {'baseline': {...}, 'dff_non_key': {...}} or None; peaks: per-round {dtype: GFLOP/s}."""
+    avg = [(t['key'] + (l - 1) * t['non-key']) / l for t in times]
+    fl = flop_figures(flops, l)
+    fig = {'baseline': median([t['baseline'] for t in times]), 'key': median([t['key'] for t in times]),
+           'non-key': median([t['non-key'] for t in times]), 'average': median(avg),
+           'speedup': median([t['baseline'] / a for t, a in zip(times, avg)]),
+           'flops': fl, 'flop_ratio': fl['baseline'] / fl['average'],
+           'flops_components': {'baseline': flops['rfcn']['key'], 'dff_non_key': flops['dff']['non-key']},
+           'peaks_gflops': {d: median([p[d] for p in peaks]) for d in peaks[0]},
+           'first_call_s': first_call_s or {}}
+    fig['speedup_of_flop_ratio'] = fig['speedup'] / fig['flop_ratio']
+    if eager is not None:
+        eager_avg = [(t['key'] + (l - 1) * t['non-key']) / l for t in eager]
+        fig['gain_baseline'] = median([e['baseline'] / t['baseline'] for e, t in zip(eager, times)])
+        fig['gain_dff'] = median([e / a for e, a in zip(eager_avg, avg)])
+    if components:
+        fig['components'] = {part: {c: median([r[part][c] for r in components]) for c in components[0][part]}
+                             for part in components[0]}
+    return fig
+
+
+def figures_from_processes(results, base, dff, args):
+    """The eager path's figures from its two worker processes (no --fast)."""
+    times = [{'baseline': base['network'], 'key': dff['network_key'], 'non-key': dff['network_nonkey']}]
+    peaks = [{d: max(results[m]['peaks_gflops'][d] for m in results) for d in results['rfcn']['peaks_gflops']}]
+    flops = {m: results[m]['flops'] for m in results}
+    comps = None
     if not args.quick:
-        fig['components'] = {'baseline': median_dict([r['components']['key'] for r in rounds_rfcn]),
-                             'dff_key': median_dict([r['components']['key'] for r in rounds_dff]),
-                             'dff_non_key': median_dict([r['components']['non-key'] for r in rounds_dff])}
-    fig['speedup'] = base['network'] / dff['network']
-    fig['flop_ratio'] = flops['baseline'] / flops['average']
+        comps = [{'baseline': results['rfcn']['components']['key'],
+                  'dff_non_key': results['dff']['components']['non-key']}]
+    fig = figures(times, flops, peaks, comps, args.interval, eager=times)
+    fig['speedup'] = base['network'] / dff['network']  # the measured video schedule, as the table above
     fig['speedup_of_flop_ratio'] = fig['speedup'] / fig['flop_ratio']
     return fig
 
 
+def figures_from_interleaved(res, paths, args):
+    names = [name for name, _ in paths]
+    eager = [r['eager'] for r in res['rounds']]
+    peaks = [r['peaks_gflops'] for r in res['rounds']]
+    out = {}
+    for name in names:
+        times = [r[name] for r in res['rounds']]
+        comps = None if args.quick else [t['components'] for t in times]
+        out[name] = figures(times, res['flops'], peaks, comps, args.interval, eager=eager,
+                            first_call_s=res['first_call_s'].get(name))
+    return out
+
+
 def print_per_frame(results, base, dff, l):
-    """The per-frame table of one path (the README's shape)."""
+    """The per-frame table of the eager worker processes (the README's shape)."""
     print('| method | time/frame network only (s) | time/frame end to end (s) | speed-up (network) | '
           'speed-up (end to end) | peak memory (MB) |')
     print('|---|---:|---:|---:|---:|---:|')
@@ -396,56 +505,50 @@ def print_per_frame(results, base, dff, l):
           f"{base['network'] / dff['network_nonkey']:.2f}x | | |")
 
 
-def print_side_by_side(figs, l):
-    """The paths next to each other: per-frame network times, DFF's speed-up against its FLOP ratio, the gains
+def print_side_by_side(figs, l, source):
+    """The paths next to each other: network time per frame, DFF's speed-up against its FLOP ratio, the gains
     over the eager path."""
-    eager = figs['eager']
-    print('\n| path | baseline (s/frame) | DFF key (s) | DFF non-key (s) | DFF per frame (s) | DFF speed-up | '
+    print(f'\n{source}\n')
+    print('| path | baseline (s/frame) | DFF key (s) | DFF non-key (s) | DFF per frame (s) | DFF speed-up | '
           'FLOP ratio | speed-up / FLOP ratio | baseline gain | DFF gain | first calls (s) |')
     print('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
     for name, f in figs.items():
-        b, d = f['baseline'], f['dff']
-        first = ', '.join(f'{k} {v:.1f}' for part in ('baseline', 'dff') for k, v in f['first_call_s'][part].items()
-                          if f['first_call_s'][part] and name != 'eager')
-        print(f"| {name} | {b['network']:.3f} | {d['network_key']:.3f} | {d['network_nonkey']:.3f} | "
-              f"{d['network']:.3f} | {f['speedup']:.2f}x | {f['flop_ratio']:.2f}x | {100 * f['speedup_of_flop_ratio']:.0f}% | "
-              f"{eager['baseline']['network'] / b['network']:.2f}x | {eager['dff']['network'] / d['network']:.2f}x | "
-              f"{first or '-'} |")
-    print(f"\n(DFF per frame: a key frame every {l}; speed-up / FLOP ratio: how much of the FLOP saving the clock "
-          f"sees; gains: eager float32 time / this path's time; first calls: each graph's first call, "
-          f"torch.compile's compilation included)")
+        first = ', '.join(f'{k} {v:.1f}' for k, v in f['first_call_s'].items())
+        print(f"| {name} | {f['baseline']:.3f} | {f['key']:.3f} | {f['non-key']:.3f} | {f['average']:.3f} | "
+              f"{f['speedup']:.2f}x | {f['flop_ratio']:.2f}x | {100 * f['speedup_of_flop_ratio']:.0f}% | "
+              f"{f['gain_baseline']:.2f}x | {f['gain_dff']:.2f}x | {first or '-'} |")
+    print(f"\n(network only; DFF per frame: (key + {l - 1} non-key) / {l}; speed-up / FLOP ratio: how much of the "
+          "FLOP saving the clock sees; gains: the eager float32 path's time / this path's, per round; first calls: "
+          "each graph's first call, torch.compile's compilation included)")
 
 
 def print_flops(figs, quick):
     """GFLOP, time, GFLOP/s and the fraction of the measured matmul peaks, per path and per component."""
-    dtypes = list(figs['eager']['peaks_gflops']['baseline'])
-    print('\nFLOPs and achieved speed (torch.utils.flop_counter + the custom ops\' counts, lib/ops/flops.py; '
-          f'peak: a {PEAK_N}^3 matmul in each worker process):\n')
+    dtypes = list(next(iter(figs.values()))['peaks_gflops'])
+    peaks = ', '.join(f"{d} {next(iter(figs.values()))['peaks_gflops'][d]:.0f}" for d in dtypes)
+    print(f'\nFLOPs and achieved speed (torch.utils.flop_counter + the custom ops\' counts, lib/ops/flops.py); '
+          f'peak = a {PEAK_N}^3 matmul on the same threads, same run: {peaks} GFLOP/s\n')
     print('| path | what | GFLOP | time (s) | GFLOP/s | ' + ' | '.join(f'% of {d} peak' for d in dtypes) + ' |')
     print('|---|---|---:|---:|---:|' + '---:|' * len(dtypes))
 
-    def row(name, what, flop, seconds, peaks):
+    def row(name, what, flop, seconds, pk):
         rate = flop / seconds / 1e9
-        cells = ' | '.join(f'{100 * rate / peaks[d]:.0f}%' if d in peaks else '-' for d in dtypes)
+        cells = ' | '.join(f'{100 * rate / pk[d]:.0f}%' for d in dtypes)
         print(f'| {name} | {what} | {flop / 1e9:.1f} | {seconds:.4f} | {rate:.0f} | {cells} |')
 
     for name, f in figs.items():
-        fl, b, d, pk = f['flops'], f['baseline'], f['dff'], f['peaks_gflops']
-        row(name, 'frame baseline, per frame', fl['baseline'], b['network'], pk['baseline'])
-        row(name, 'DFF key frame', fl['key'], d['network_key'], pk['dff'])
-        row(name, 'DFF non-key frame', fl['non-key'], d['network_nonkey'], pk['dff'])
-        row(name, 'DFF per-frame average', fl['average'], d['network'], pk['dff'])
-        if quick:
+        fl, pk = f['flops'], f['peaks_gflops']
+        row(name, 'frame baseline, per frame', fl['baseline'], f['baseline'], pk)
+        row(name, 'DFF key frame', fl['key'], f['key'], pk)
+        row(name, 'DFF non-key frame', fl['non-key'], f['non-key'], pk)
+        row(name, 'DFF per-frame average', fl['average'], f['average'], pk)
+        if quick or 'components' not in f:
             continue
-        for part, label, peaks in (('baseline', 'baseline', pk['baseline']), ('dff_non_key', 'DFF non-key', pk['dff'])):
+        for part, label in (('baseline', 'baseline'), ('dff_non_key', 'DFF non-key')):
             for c, flop in f['flops_components'][part].items():
                 seconds = f['components'][part].get(c)
                 if flop and seconds:
-                    row(name, f'{c} ({label})', flop, seconds, peaks)
-    for name, f in figs.items():
-        peaks = ', '.join(f'{d} {v:.0f}' for d, v in f['peaks_gflops']['baseline'].items())
-        print(f'\npeaks of the {name} workers (GFLOP/s, baseline process): {peaks}', end='')
-    print()
+                    row(name, f'{c} ({label})', flop, seconds, pk)
 
 
 def main(argv=None):
@@ -464,7 +567,7 @@ def main(argv=None):
     from lib.model.fast_path import add_fast_argument
     add_fast_argument(ap)
     ap.add_argument('--compile', action='store_true', help='the fast paths with torch.compile (TEST.FAST_COMPILE)')
-    ap.add_argument('--rounds', type=int, default=1, help='run every path this many times, interleaved (medians)')
+    ap.add_argument('--pairs', type=int, default=5, help='rounds of the interleaved comparison of the paths (--fast)')
     args = ap.parse_args(argv)
     if args.device == 'cuda':
         import torch
@@ -472,43 +575,41 @@ def main(argv=None):
             raise ValueError('--device cuda but no GPU is visible (torch.cuda.is_available() is False)')
     if args.frames < 2 * args.interval:
         raise ValueError(f'--frames must be at least 2 x --interval ({2 * args.interval}): the first interval warms up')
-    if args.rounds < 1:
-        raise ValueError(f'--rounds must be at least 1, got {args.rounds}')
+    if args.pairs < 1:
+        raise ValueError(f'--pairs must be at least 1, got {args.pairs}')
     if args.compile and args.fast is None:
         raise ValueError('--compile applies to the fast paths: add --fast')
     paths = path_settings(args)
     if args.device == 'cpu' and any(p and p['dtype'] == 'float16' for _, p in paths):
         raise ValueError('--fast float16 needs --device cuda; on a CPU use bfloat16')
-    runs = {name: {'rfcn': [], 'dff': []} for name, _ in paths}
     with tempfile.TemporaryDirectory() as tmp:
         frames = write_frames(tmp, args.frames, args.height, args.width)
         base_frames = frames[:args.warmup + 4] if args.quick else frames
-        for _ in range(args.rounds):
-            for name, path in paths:
-                runs[name]['rfcn'].append(run_method('rfcn', path, args, base_frames))
-                runs[name]['dff'].append(run_method('dff', path, args, frames))
+        results = {'rfcn': run_method('rfcn', args, base_frames), 'dff': run_method('dff', args, frames)}
+        interleaved = run_process(worker_interleaved, (paths, args, frames), 'interleaved') if len(paths) > 1 else None
+    base, dff = summarise(results['rfcn'], args.warmup, args.interval), summarise(results['dff'], args.warmup,
+                                                                               args.interval)
     l = args.interval
-    figs = {name: path_figures(r['rfcn'], r['dff'], args) for name, r in runs.items()}
-    results = {m: runs['eager'][m][0] for m in ('rfcn', 'dff')}
     import torch
-    rounds = f', {args.rounds} rounds (medians)' if args.rounds > 1 else ''
     print(f"\nbenchmark: {args.device}, {results['rfcn']['threads']} threads, input {results['rfcn']['input']}, "
           f"ResNet-v1-101 + R-FCN (31 classes) / + FlowNet-S, key frame every {l}, torch {torch.__version__}, "
-          f"random weights{rounds}\n")
-    for name, path in paths:
-        if len(paths) > 1:
-            print(f"\npath {name}: {FAST_DESCRIPTIONS.get(name) or path}\n")
-        f = figs[name]
-        print_per_frame({m: runs[name][m][0] for m in runs[name]}, f['baseline'], f['dff'], l)
-        if not args.quick:
-            print_components({m: runs[name][m][0] for m in runs[name]}, f['baseline'], f['dff'], args)
-    print_side_by_side(figs, l)
+          f"random weights\n")
+    print_per_frame(results, base, dff, l)
+    if not args.quick:
+        print_components(results, base, dff, args)
+    if interleaved is None:
+        figs = {'eager': figures_from_processes(results, base, dff, args)}
+        source = 'the eager float32 path (the two processes above):'
+    else:
+        figs = figures_from_interleaved(interleaved, paths, args)
+        source = (f"the paths side by side (one process, the same weights, {args.pairs} interleaved rounds, "
+                  "medians; " + '; '.join(f"{n}: {FAST_DESCRIPTIONS[n]}" for n, _ in paths) + '):')
+    print_side_by_side(figs, l, source)
     print_flops(figs, args.quick)
     if args.json:
-        base, dff = figs['eager']['baseline'], figs['eager']['dff']
         with open(args.json, 'w') as f:
-            json.dump({'args': vars(args), 'baseline': base, 'dff': dff, 'raw': results,
-                       'paths': {name: dict(figs[name], raw=runs[name]) for name in figs}}, f, indent=1)
+            json.dump({'args': vars(args), 'baseline': base, 'dff': dff, 'raw': results, 'paths': figs,
+                       'interleaved': interleaved}, f, indent=1)
 
 
 if __name__ == '__main__':
