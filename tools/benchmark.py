@@ -19,7 +19,7 @@ of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end
                 one forward, network-only time / frames (the first interval warms up)
   FLOPs         per component and per path (baseline frame, DFF key, non-key, per-frame average), counted with
                 torch.utils.flop_counter plus the custom ops' own counts (lib/ops/flops.py), and the achieved
-                GFLOP/s as a fraction of the machine's peak: a 2048x2048 matmul in float32 and in bfloat16
+                GFLOP/s as a fraction of the machine's peak: a 2048^3 matmul (--peak-size) in float32 and bfloat16
                 (float16 on CUDA too) on the same threads: in each worker before its timing, and in every
                 round of the interleaved comparison
 
@@ -95,16 +95,16 @@ class Timer:
         return out, time.perf_counter() - t0
 
 
-def matmul_peak(dtype, device, repeat=5):
-    """GFLOP/s of a PEAK_N^3 matmul in `dtype` on this process's threads (median of `repeat` after warm-up)."""
+def matmul_peak(dtype, device, n=PEAK_N, repeat=5):
+    """GFLOP/s of an n^3 matmul in `dtype` on this process's threads (median of `repeat` after warm-up)."""
     import torch
     g = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(PEAK_N, PEAK_N, generator=g).to(device=device, dtype=dtype) for _ in range(2))
+    a, b = (torch.randn(n, n, generator=g).to(device=device, dtype=dtype) for _ in range(2))
     timer = Timer(device.type)
     for _ in range(2):
         timer(torch.mm, a, b)
     t = statistics.median(timer(torch.mm, a, b)[1] for _ in range(repeat))
-    return 2 * PEAK_N ** 3 / t / 1e9
+    return 2 * n ** 3 / t / 1e9
 
 
 def peak_dtypes(device):
@@ -213,7 +213,7 @@ def worker(method, args, frames, queue):
     dev = torch.device(args.device)
     cfg, model = build(method, args, dev)
     with torch.no_grad():
-        peaks = {name: matmul_peak(getattr(torch, name), dev) for name in peak_dtypes(dev)}
+        peaks = {name: matmul_peak(getattr(torch, name), dev, args.peak_size) for name in peak_dtypes(dev)}
     if args.device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     timer = Timer(args.device)
@@ -334,7 +334,7 @@ def worker_interleaved(paths, args, frames, queue):
         rounds = []
         for r in range(args.pairs):
             order = names[r % len(names):] + names[:r % len(names)]
-            per_round = {'peaks_gflops': {d: matmul_peak(getattr(torch, d), dev) for d in peak_dtypes(dev)}}
+            per_round = {'peaks_gflops': {d: matmul_peak(getattr(torch, d), dev, args.peak_size) for d in peak_dtypes(dev)}}
             for name in order:
                 per_round[name] = one_round(name)
             rounds.append(per_round)
@@ -522,12 +522,12 @@ def print_side_by_side(figs, l, source):
           "each graph's first call, torch.compile's compilation included)")
 
 
-def print_flops(figs, quick):
-    """GFLOP, time, GFLOP/s and the fraction of the measured matmul peaks, per path and per component."""
+def print_flops(figs, quick, n):
+    """GFLOP, time, GFLOP/s and the fraction of the measured matmul peaks (n^3), per path and per component."""
     dtypes = list(next(iter(figs.values()))['peaks_gflops'])
     peaks = ', '.join(f"{d} {next(iter(figs.values()))['peaks_gflops'][d]:.0f}" for d in dtypes)
     print(f'\nFLOPs and achieved speed (torch.utils.flop_counter + the custom ops\' counts, lib/ops/flops.py); '
-          f'peak = a {PEAK_N}^3 matmul on the same threads, same run: {peaks} GFLOP/s\n')
+          f'peak = a {n}^3 matmul on the same threads, same run: {peaks} GFLOP/s\n')
     print('| path | what | GFLOP | time (s) | GFLOP/s | ' + ' | '.join(f'% of {d} peak' for d in dtypes) + ' |')
     print('|---|---|---:|---:|---:|' + '---:|' * len(dtypes))
 
@@ -568,6 +568,7 @@ def main(argv=None):
     add_fast_argument(ap)
     ap.add_argument('--compile', action='store_true', help='the fast paths with torch.compile (TEST.FAST_COMPILE)')
     ap.add_argument('--pairs', type=int, default=5, help='rounds of the interleaved comparison of the paths (--fast)')
+    ap.add_argument('--peak-size', type=int, default=PEAK_N, help='n of the n^3 matmul that measures the peaks')
     args = ap.parse_args(argv)
     if args.device == 'cuda':
         import torch
@@ -605,7 +606,7 @@ def main(argv=None):
         source = (f"the paths side by side (one process, the same weights, {args.pairs} interleaved rounds, "
                   "medians; " + '; '.join(f"{n}: {FAST_DESCRIPTIONS[n]}" for n, _ in paths) + '):')
     print_side_by_side(figs, l, source)
-    print_flops(figs, args.quick)
+    print_flops(figs, args.quick, args.peak_size)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'args': vars(args), 'baseline': base, 'dff': dff, 'raw': results, 'paths': figs,
