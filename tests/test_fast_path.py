@@ -121,6 +121,45 @@ def test_bfloat16_autocast_keeps_the_ops_and_outputs_in_float32(golden, fast):
         torch.testing.assert_close(out['cls_prob'].sum(1), torch.ones(300))
 
 
+@pytest.mark.parametrize('k, dilation, padding, size', [(3, 6, 6, (10, 13)), (3, 3, 2, (7, 9)), (3, 6, 6, (3, 4)),
+                                                    (1, 4, 0, (5, 5)), (3, (3, 5), (1, 4), (9, 11))])
+def test_dilated_conv_as_one_matrix_product(k, dilation, padding, size):
+    """DilatedConvAsGemm (what the reduced-precision CPU path puts in place of a convolution with dilation > 2)
+    computes the convolution's sums: equal in float32 (NCHW and channels_last input, maps smaller than the
+    dilation too), its output channels_last; under bfloat16 autocast it returns bfloat16."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, k, padding=padding, dilation=dilation)
+    x = torch.randn(2, 6, *size)
+    gemm = FP.DilatedConvAsGemm(conv, torch.float32)
+    with torch.no_grad():
+        ref = conv(x)
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            out = gemm(inp)
+            assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = FP.DilatedConvAsGemm(conv, torch.bfloat16)(x)
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+
+
+def test_reduced_precision_converts_the_convolutions_once():
+    """FAST_DTYPE bfloat16: every convolution's weights are bfloat16 from the start (no cast per call), a
+    dilation-6 convolution becomes DilatedConvAsGemm on a CPU, while the BN statistics (unfolded) and the
+    heads' normalisation buffers stay float32."""
+    from dff_rfcn.model import DFF
+    cfg = update_from_list(load_config(SYNTH), ['device=cpu'])
+    torch.manual_seed(0)
+    model = FastPath(fold_bn=False, dtype='bfloat16').prepare(DFF(cfg).eval(), 'cpu')
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and {m.weight.dtype for m in convs} == {torch.bfloat16}
+    assert isinstance(model.feature.feat_conv_3x3, FP.DilatedConvAsGemm)
+    assert model.feature.feat_conv_3x3.weight_matrix.dtype == torch.bfloat16
+    bns = [m for m in model.modules() if isinstance(m, BN_TYPES)]
+    assert bns and {m.running_var.dtype for m in bns} == {torch.float32}
+    assert model.heads.bbox_stds.dtype == torch.float32
+
+
 def test_float16_needs_cuda_and_unknown_dtypes_are_refused():
     with pytest.raises(ValueError, match='float16 needs a CUDA device'):
         FastPath(dtype='float16').prepare(tiny_model('rfcn'), 'cpu')
