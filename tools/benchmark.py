@@ -4,7 +4,7 @@ classes) and FlowNet-S at full width, batch 1, key frame every --interval frames
 does not depend on them; post-processing sees every roi above the threshold, its worst case).
 
     python tools/benchmark.py [--device cpu|cuda] [--frames 20] [--interval 10] [--repeat 3] [--threads N] [--quick]
-                              [--fast [DTYPE]] [--compile] [--pairs N]
+                              [--fast [DTYPE]] [--pieces] [--compile] [--pairs N]
 
 Each method runs in its own process (peak memory is that process's), on the same frames: --frames frames
 of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end" reads them from disk.
@@ -25,7 +25,8 @@ of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end
 
 --fast [DTYPE] also times the inference fast path (lib/model/fast_path.py) side by side with the eager float32 path:
 "fast" (BN folded, channels_last, float32) and "fast-DTYPE" (the same under autocast; DTYPE default bfloat16 on a
-CPU, float16 on CUDA; --fast float32 times the float32 fast path alone). The paths are compared in one more
+CPU, float16 on CUDA; --fast float32 times the float32 fast path alone); --pieces adds each piece alone
+(fold_bn, channels_last, DTYPE). The paths are compared in one more
 process that holds every path's baseline and DFF (same weights) and times them interleaved: --pairs rounds,
 each one a baseline frame, a DFF key frame and a non-key frame (and, without --quick, their components) of
 every path, the paths' order rotating, plus the matmul peaks; each figure is the median over the rounds, so
@@ -56,10 +57,6 @@ DFF_CFG = 'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end
 VIDEO = os.path.join(ROOT, 'tests', 'fixtures', 'video', 'bikes.mp4')
 COMPONENTS = ['backbone', 'feat_conv', 'flownet', 'warp', 'rpn+proposal', 'rfcn+psroi', 'post-processing']
 PEAK_N = 2048  # the peak matmul: PEAK_N x PEAK_N x PEAK_N
-FAST_DESCRIPTIONS = {'eager': 'eager float32 (the default, as the original)',
-                     'fast': 'fast path: BN folded, channels_last, float32',
-                     'fast-bfloat16': 'fast path: BN folded, channels_last, bfloat16 autocast',
-                     'fast-float16': 'fast path: BN folded, channels_last, float16 autocast'}
 
 
 def write_frames(folder, n, height, width):
@@ -415,15 +412,28 @@ def print_components(results, base, dff, args):
 
 
 def path_settings(args):
-    """[(name, FastPath settings or None)] of the paths to time: eager float32 first."""
+    """[(name, FastPath settings or None)] of the paths to time: eager float32 first; with --pieces also each
+    piece of the fast path alone."""
     paths = [('eager', None)]
     if args.fast is None:
         return paths
     reduced = args.fast or ('float16' if args.device == 'cuda' else 'bfloat16')
+    compile_ = bool(args.compile)
+    if args.pieces:
+        for name in ('fold_bn', 'channels_last'):
+            paths.append((name, {'fold_bn': name == 'fold_bn', 'channels_last': name == 'channels_last',
+                                 'dtype': 'float32', 'compile': False}))
+        if reduced != 'float32':
+            paths.append((reduced, {'fold_bn': False, 'channels_last': False, 'dtype': reduced, 'compile': False}))
     for dtype in dict.fromkeys(['float32', reduced]):
         name = 'fast' if dtype == 'float32' else f'fast-{dtype}'
-        paths.append((name, {'fold_bn': True, 'channels_last': True, 'dtype': dtype, 'compile': bool(args.compile)}))
+        paths.append((name, {'fold_bn': True, 'channels_last': True, 'dtype': dtype, 'compile': compile_}))
     return paths
+
+
+def describe_path(settings):
+    from lib.model.fast_path import FastPath
+    return 'eager float32 (the default, as the original)' if settings is None else FastPath(**settings).describe()
 
 
 def median(xs):
@@ -567,6 +577,7 @@ def main(argv=None):
     from lib.model.fast_path import add_fast_argument
     add_fast_argument(ap)
     ap.add_argument('--compile', action='store_true', help='the fast paths with torch.compile (TEST.FAST_COMPILE)')
+    ap.add_argument('--pieces', action='store_true', help='with --fast: also each piece of the fast path alone')
     ap.add_argument('--pairs', type=int, default=5, help='rounds of the interleaved comparison of the paths (--fast)')
     ap.add_argument('--peak-size', type=int, default=PEAK_N, help='n of the n^3 matmul that measures the peaks')
     args = ap.parse_args(argv)
@@ -604,7 +615,7 @@ def main(argv=None):
     else:
         figs = figures_from_interleaved(interleaved, paths, args)
         source = (f"the paths side by side (one process, the same weights, {args.pairs} interleaved rounds, "
-                  "medians; " + '; '.join(f"{n}: {FAST_DESCRIPTIONS[n]}" for n, _ in paths) + '):')
+                  "medians; " + '; '.join(f"{n}: {describe_path(p)}" for n, p in paths) + '):')
     print_side_by_side(figs, l, source)
     print_flops(figs, args.quick, args.peak_size)
     if args.json:
