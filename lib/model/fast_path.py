@@ -38,7 +38,8 @@ from .resnet_v1 import ResNetV1
 
 DTYPES = {name: getattr(torch, name) for name in FAST_DTYPES}
 DTYPE_ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
-ENTRY_POINTS = ('detect', 'detect_key', 'detect_cur', 'detect_batch')  # RFCN / DFF inference methods
+# RFCN / DFF inference methods (flow_to_key + detect_flowed: the adaptive key-frame schedule's non-key frames)
+ENTRY_POINTS = ('detect', 'detect_key', 'detect_cur', 'detect_batch', 'flow_to_key', 'detect_flowed')
 
 
 def fold_conv_bn(conv, bn):
