@@ -241,13 +241,14 @@ class FastPath:
                 print(f'warning: TEST.FAST_COMPILE: torch.compile is unavailable ({reason}); running eager',
                       file=sys.stderr)
                 compile_now = False
+        running = []  # the entry point being run: one it calls (detect_cur -> flow_to_key) runs plain, inside it
         for name in ENTRY_POINTS:
             method = getattr(model, name, None)
             if method is not None:
-                setattr(model, name, self._entry_point(name, method, device_type, compile_now))
+                setattr(model, name, self._entry_point(name, method, device_type, compile_now, running))
         return model
 
-    def _entry_point(self, name, method, device_type, compile_now):
+    def _entry_point(self, name, method, device_type, compile_now, running):
         def run(*args):
             with self.autocast(device_type):
                 return method(*args)
@@ -258,15 +259,21 @@ class FastPath:
 
         @functools.wraps(method)
         def fast(*args):
+            if running:  # called from another entry point: already in its autocast (and its compiled graph)
+                return method(*args)
             args = [self.layout(a) for a in args]
-            if name in self.first_call_s:
-                return run(*args)
-            t0 = time.perf_counter()
-            out = run(*args)
-            if device_type == 'cuda':
-                torch.cuda.synchronize()
-            self.first_call_s[name] = time.perf_counter() - t0
-            return out
+            running.append(name)
+            try:
+                if name in self.first_call_s:
+                    return run(*args)
+                t0 = time.perf_counter()
+                out = run(*args)
+                if device_type == 'cuda':
+                    torch.cuda.synchronize()
+                self.first_call_s[name] = time.perf_counter() - t0
+                return out
+            finally:
+                running.pop()
 
         return fast
 
