@@ -52,7 +52,7 @@ def _chunk_start(interval):
     return lambda index: is_key_frame(index, interval)
 
 
-def load_detector(checkpoint, cfg=None, device='cpu', key_interval=10, overrides=(), log=print):
+def load_detector(checkpoint, cfg=None, device='cpu', key_interval=10, overrides=(), fast=None, log=print):
     """A DFF StreamDetector (lib/apps/stream.py): .stream(source) yields one result per frame.
 
     checkpoint: a .pth of this project or the official rfcn_dff_flownet_vid-0000.params. cfg: a yaml path or a
@@ -61,8 +61,10 @@ def load_detector(checkpoint, cfg=None, device='cpu', key_interval=10, overrides
     'adaptive' (key frames where the video needs them: docs/key_frames.md; None: the config's
     TEST.KEY_FRAME_SCHEDULE / KEY_FRAME_INTERVAL); a frame that resizes to another size than its key frame starts a new
     interval. overrides: 'KEY=VALUE' config changes. device: cpu, cuda, cuda:N or
-    auto (None: the config's)."""
-    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device)
+    auto (None: the config's). fast: the inference fast path (docs/benchmark.md): None: the config's
+    TEST.FAST_PATH; True: BN folded, channels_last; 'bfloat16' / 'float16' (CUDA): and autocast in that dtype;
+    False: off."""
+    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device, fast)
     interval = key_frame_interval(key_interval, cfg)
     class_names = class_names_from_cfg(cfg)
     model, dev = build_model(DFF, checkpoint, cfg, log=log)

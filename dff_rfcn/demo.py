@@ -30,7 +30,7 @@ def main(argv=None):
     # the model imports the custom ops (lib/ops): after the options, so that --help works before they are built
     from dff_rfcn.api import load_detector  # lazy: loads the custom ops (see above)
     detector = load_detector(args.checkpoint, cfg=args.cfg, device=args.device, key_interval=args.key_interval,
-                             overrides=args.set)
+                             overrides=args.set, fast=args.fast)
     summary = run_demo(args, detector, source, name='dff demo')
     summary['key_interval'] = detector.settings['key_interval']
     return summary

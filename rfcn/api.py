@@ -21,13 +21,14 @@ DEFAULT_CFG = os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs', 'resnet_v1_101_i
 BATCH_FRAMES = 10  # the original rfcn/demo_batch.py: batches of 10 frames
 
 
-def load_detector(checkpoint, cfg=None, device='cpu', overrides=(), log=print):
+def load_detector(checkpoint, cfg=None, device='cpu', overrides=(), fast=None, log=print):
     """An R-FCN StreamDetector (lib/apps/stream.py): .stream(source) yields one result per frame.
 
     checkpoint: a .pth of this project or the official rfcn_vid-0000.params. cfg: a yaml path or a config;
     default: the config stored in the checkpoint, else the real ImageNet VID yaml (DEFAULT_CFG). overrides:
-    'KEY=VALUE' config changes. device: cpu, cuda, cuda:N or auto (None: the config's)."""
-    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device)
+    'KEY=VALUE' config changes. device: cpu, cuda, cuda:N or auto (None: the config's). fast: the inference
+    fast path, as in dff_rfcn/api.py load_detector."""
+    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device, fast)
     class_names = class_names_from_cfg(cfg)
     model, dev = build_model(RFCN, checkpoint, cfg, log=log)
 

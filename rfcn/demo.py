@@ -22,7 +22,7 @@ def main(argv=None):
     source = open_input(args)
     # the model imports the custom ops (lib/ops): after the options, so that --help works before they are built
     from rfcn.api import load_detector  # lazy: loads the custom ops (see above)
-    detector = load_detector(args.checkpoint, cfg=args.cfg, device=args.device, overrides=args.set)
+    detector = load_detector(args.checkpoint, cfg=args.cfg, device=args.device, overrides=args.set, fast=args.fast)
     return run_demo(args, detector, source, name='rfcn demo')
 
 

@@ -229,6 +229,35 @@ def test_adaptive_key_frames_in_a_stream(checkpoints):
     assert key_frame_interval(None, update_from_list(_cfg(), ['TEST.KEY_FRAME_SCHEDULE=adaptive'])) == 'adaptive'
 
 
+def test_fast_path_through_the_api(checkpoints):
+    """fast=True (the demos' --fast): the float32 fast path detects what the eager path does (float rounding), for
+    DFF with the fixed and the adaptive key-frame schedule and for R-FCN; fast='bf16' runs bfloat16 autocast,
+    through the adaptive schedule's FlowNet-only step too, with float32 results; fast=False turns a config's fast
+    path off; a dtype that is not one is named."""
+    from dff_rfcn.api import load_detector as load_dff
+    from rfcn.api import load_detector as load_rfcn
+    frames = list(_frames(6))
+    adaptive = {'key_interval': 'adaptive', 'overrides': ['TEST.KEY_FRAME_WARP_ERROR=1000']}
+    for load, ck, kwargs in ((load_dff, checkpoints[0], {'key_interval': 3}), (load_dff, checkpoints[0], adaptive),
+                             (load_rfcn, checkpoints[1], {})):
+        eager, fast = load(ck, **kwargs), load(ck, fast=True, **kwargs)
+        assert (eager.settings['fast_path'], fast.settings['fast_path']) == ('eager float32', 'fold_bn+channels_last')
+        a, b = list(eager.stream(frames, thresh=0.1)), list(fast.stream(frames, thresh=0.1))
+        assert [x['is_key'] for x in b] == [x['is_key'] for x in a] and sum(len(x['boxes']) for x in a) > 0
+        assert load is load_rfcn or not all(x['is_key'] for x in a)
+        for x, y in zip(a, b):
+            for key in ('boxes', 'scores', 'labels'):
+                np.testing.assert_allclose(y[key], x[key], rtol=1e-4, atol=1e-3)
+    bf16 = load_dff(checkpoints[0], fast='bf16', **adaptive)
+    assert bf16.settings['fast_path'] == 'fold_bn+channels_last+bfloat16' and bf16.cfg.TEST.FAST_DTYPE == 'bfloat16'
+    results = list(bf16.stream(frames, thresh=0.1))
+    assert not all(x['is_key'] for x in results) and {x['scores'].dtype for x in results} == {np.dtype(np.float32)}
+    off = load_rfcn(checkpoints[1], overrides=['TEST.FAST_PATH=true'], fast=False)
+    assert off.settings['fast_path'] == 'eager float32' and off.cfg.TEST.FAST_PATH is False
+    with pytest.raises(ValueError, match="fast: expected one of float32, bfloat16, float16 .*got 'fp8'"):
+        load_rfcn(checkpoints[1], fast='fp8')
+
+
 # ------------------------------------------------------------------------------------------- memory
 
 MEMORY_SCRIPT = textwrap.dedent('''

@@ -67,11 +67,20 @@ def test_main_job_on_a_tiny_dataset(tmp_path):
     assert re.search(r'ground-truth instances per motion bucket \(slow / medium / fast\): \d+ / \d+ / \d+', accuracy)
     # the speed table of the same run: baseline, DFF key / non-key / average, each with a time and a speed-up
     assert speed.startswith('64x96 (not the real size')
+    speed, fast = speed.split('The inference fast path (--fast')
     srows = [l for l in speed.splitlines() if l.startswith('| ') and 'time/frame' not in l]
     assert [r.split('|')[1].strip() for r in srows] == ['Frame baseline (R-FCN)', 'DFF key frame', 'DFF non-key frame',
                                                        'DFF average (key frame every 10)']
     for r in srows:
         assert float(r.split('|')[2]) > 0 and r.split('|')[3].strip().endswith('x')
+    # the fast-path rows (tools/benchmark.py --fast): eager, the float32 fast path, bfloat16 where the CPU has it
+    from lib.model.fast_path import cpu_bfloat16_native
+    frows = [l for l in fast.split('\n\n')[1].splitlines() if l.startswith('| ') and 's/frame' not in l]
+    assert [r.split('|')[1].strip() for r in frows] == ['eager', 'fast'] + ['fast-bfloat16'] * cpu_bfloat16_native()
+    for r in frows:
+        cells = [c.strip() for c in r.split('|')[2:7]]
+        assert float(cells[0]) > 0 and float(cells[1]) > 0 and all(c.endswith('x') for c in cells[2:])
+    srows += frows
     assert 'FlowNet-S pretraining: validation EPE' in out
     table = open(os.path.join(tmp_path, 'output', 'synthetic_table.md')).read()
     assert all(r in table for r in rows + srows)

@@ -5,8 +5,9 @@
 psroi_pool   data 1x(31*49)x38x63 and 1x(8*49)x38x63, 300 rois  vs torchvision.ops.ps_roi_pool
 flow_warp    data 1x1024x38x63                                   vs flow->grid + F.grid_sample(align_corners=True)
 proposal     1x18x38x63 / 1x36x38x63, pre 6000 / post 300       vs plain PyTorch + torchvision.ops.nms
-Forward and forward+backward (where there is a gradient); medians over --repeat runs after warm-up;
-CUDA timings synchronise. Prints a markdown table: median ms of ours, of the library path, and the
+Forward and forward+backward (where there is a gradient); medians over --repeat runs after warm-up, ours
+and the library path timed in alternation (a shared machine's load changes reach both); CUDA timings
+synchronise. Prints a markdown table: median ms of ours, of the library path, and the
 ratio library/ours (> 1 means ours is faster).
 """
 import argparse
@@ -24,19 +25,27 @@ ops = None  # lib.ops, imported by main() once the options are parsed (--help wo
 H, W, STRIDE = 38, 63, 16
 
 
-def timeit(fn, repeat, device):
+def _once(fn, device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def timeit(ours, lib, repeat, device):
+    """Median ms of `ours` and of `lib`, timed in alternation (ours, lib, lib, ours, ...) after 3 warm-up
+    calls each, so that a change of the machine's load during the run reaches both alike."""
     for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeat):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        ours()
+        lib()
+    times = {ours: [], lib: []}
+    for k in range(repeat):
+        for fn in ((ours, lib) if k % 2 == 0 else (lib, ours)):
+            times[fn].append(_once(fn, device))
+    return statistics.median(times[ours]) * 1e3, statistics.median(times[lib]) * 1e3
 
 
 def make_rois(n, device, gen):
@@ -67,8 +76,8 @@ def bench_psroi(output_dim, device, repeat, gen):
         torchvision.ops.ps_roi_pool(data, rois, 7, 1 / 16).backward(grad)
 
     name = f"psroi_pool 1x{output_dim}*49x{H}x{W}, 300 rois"
-    return [(name, "forward", timeit(ours_fwd, repeat, device), timeit(lib_fwd, repeat, device), "torchvision ps_roi_pool"),
-            (name, "fwd+bwd", timeit(ours_fb, repeat, device), timeit(lib_fb, repeat, device), "torchvision ps_roi_pool")]
+    return [(name, "forward", *timeit(ours_fwd, lib_fwd, repeat, device), "torchvision ps_roi_pool"),
+            (name, "fwd+bwd", *timeit(ours_fb, lib_fb, repeat, device), "torchvision ps_roi_pool")]
 
 
 def grid_sample_warp(data, flow):
@@ -101,8 +110,8 @@ def bench_warp(device, repeat, gen):
         grid_sample_warp(data, flow).backward(grad)
 
     name = f"flow_warp 1x1024x{H}x{W}"
-    return [(name, "forward", timeit(ours_fwd, repeat, device), timeit(lib_fwd, repeat, device), "flow->grid + grid_sample"),
-            (name, "fwd+bwd", timeit(ours_fb, repeat, device), timeit(lib_fb, repeat, device), "flow->grid + grid_sample")]
+    return [(name, "forward", *timeit(ours_fwd, lib_fwd, repeat, device), "flow->grid + grid_sample"),
+            (name, "fwd+bwd", *timeit(ours_fb, lib_fb, repeat, device), "flow->grid + grid_sample")]
 
 
 def plain_torch_proposal(cls_prob, bbox_pred, im_info, stride=16, pre=6000, post=300, thresh=0.7):
@@ -158,8 +167,8 @@ def bench_proposal(device, repeat, gen):
     def lib():
         plain_torch_proposal(cls, deltas, im_info)
 
-    return [(f"proposal 1x18x{H}x{W}, pre 6000 / post 300", "forward", timeit(ours, repeat, device),
-             timeit(lib, repeat, device), "PyTorch + torchvision.ops.nms")]
+    return [(f"proposal 1x18x{H}x{W}, pre 6000 / post 300", "forward", *timeit(ours, lib, repeat, device),
+             "PyTorch + torchvision.ops.nms")]
 
 
 def main(argv=None):

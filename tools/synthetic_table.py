@@ -110,11 +110,15 @@ def table(rows, epe):
 
 
 def speed(interval, size):
-    """tools/benchmark.py --quick in a subprocess at size (h, w) -> its JSON figures (None if it failed)."""
+    """tools/benchmark.py --quick --fast in a subprocess at size (h, w) -> its JSON figures (None if it failed):
+    the eager path and, side by side, the inference fast path in float32 and, on a CPU with native bfloat16,
+    in bfloat16 (lib/model/fast_path.py)."""
+    from lib.model.fast_path import cpu_bfloat16_native
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, 'bench.json')
         cmd = [sys.executable, os.path.join(ROOT, 'tools', 'benchmark.py'), '--quick', '--interval', str(interval),
-               '--frames', str(2 * interval), '--height', str(size[0]), '--width', str(size[1]), '--json', out]
+               '--frames', str(2 * interval), '--height', str(size[0]), '--width', str(size[1]), '--json', out,
+               '--fast'] + ([] if cpu_bfloat16_native() else ['float32'])
         print('\n$ ' + ' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd), flush=True)
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode or not os.path.isfile(out):
@@ -136,6 +140,15 @@ def speed_table(r, interval):
              f"| DFF key frame | {d['network_key']:.3f} | {b['network'] / d['network_key']:.2f}x |",
              f"| DFF non-key frame | {d['network_nonkey']:.3f} | {b['network'] / d['network_nonkey']:.2f}x |",
              f"| DFF average (key frame every {interval}) | {d['network']:.3f} | {b['network'] / d['network']:.2f}x |"]
+    paths = r.get('paths') or {}
+    if len(paths) > 1:  # --fast: the paths timed side by side in one process (medians of interleaved rounds)
+        lines += ['', 'The inference fast path (--fast, lib/model/fast_path.py: BN folded, channels_last; fast-bfloat16: '
+                      'and bfloat16 autocast), side by side with the eager path in one process (tools/benchmark.py '
+                      '--fast, medians of interleaved rounds):', '',
+                  '| path | baseline (s/frame) | DFF average (s/frame) | DFF speed-up | baseline gain | DFF gain |',
+                  '|---|---:|---:|---:|---:|---:|']
+        lines += [f"| {name} | {f['baseline']:.3f} | {f['average']:.3f} | {f['speedup']:.2f}x | "
+                  f"{f['gain_baseline']:.2f}x | {f['gain_dff']:.2f}x |" for name, f in paths.items()]
     return '\n'.join(lines)
 
 

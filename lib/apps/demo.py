@@ -42,6 +42,7 @@ from lib.apps.stream import DEFAULT_FPS, DEFAULT_THRESH, DemoInputError, open_so
 from lib.apps.stream import (FrameSource, class_names_from_cfg, flow_to_image_pixels, natural_key,  # noqa: F401
                              prepare_frame, video_container)
 from lib.config import update_from_list
+from lib.model.fast_path import add_fast_argument
 from lib.utils.cli import run_cli
 from lib.utils.fileio import write_bytes
 from lib.utils.flow_io import color_wheel, flow_to_color  # noqa: F401 (the demos' flow colouring)
@@ -357,6 +358,7 @@ def demo_arg_parser(description, dff=False):
     p.add_argument('--quiet', action='store_true', help='no progress bar, no per-frame line')
     p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
                    help='config overrides (yaml values); may be repeated')
+    add_fast_argument(p)
     return p
 
 
@@ -374,7 +376,8 @@ def run_demo(args, detector, source, name='demo'):
     """The loop over `source` with a StreamDetector (lib/apps/stream.py): frame by frame, or with --batch
     chunk by chunk (the original demo_batch.py). Draws, marks key frames (DFF), adds the flow panel
     (--show-flow), writes, times. Returns a summary dict: frames (stems in order), kinds, paths, flow_paths,
-    detections (rows [class, score, x1, y1, x2, y2]), times, timer, flow_max, video_codec."""
+    detections (rows [class, score, x1, y1, x2, y2]), times, timer, flow_max, video_codec,
+    fast_path (the inference path: lib/apps/stream.py StreamDetector.settings)."""
     batch, show_flow = bool(args.batch), bool(getattr(args, 'show_flow', False))
     flow_dir = os.path.join(args.output, 'flow') if show_flow else None
     writer = DetectionWriter(args.output, args.mp4, source.fps, log=tqdm.write)
@@ -436,8 +439,8 @@ def run_demo(args, detector, source, name='demo'):
     video = f', {args.mp4} ({summary["video_codec"]})' if args.mp4 else ''
     print(f'[{name}] {len(summary["frames"])} frames -> {args.output}{video}'
           + (f', flow images in {flow_dir}' if flow_dir else ''))
-    print(f'[{name}] {timer.summary()}', flush=True)
-    summary['timer'] = timer
+    print(f'[{name}] {timer.summary()}; {detector.settings["fast_path"]}', flush=True)
+    summary['timer'], summary['fast_path'] = timer, detector.settings['fast_path']
     return summary
 
 

@@ -33,6 +33,7 @@ import torch
 from lib.config import ConfigError, config_from_dict, is_config, load_config, update_from_list
 from lib.dataset.loader import get_imdb_class
 from lib.dataset.vid_classes import dataset_classes
+from lib.model.fast_path import describe_fast_path, fast_overrides, prepare_inference
 from lib.model.weights import load_model_weights, read_weights
 from lib.utils.device import resolve_device
 from lib.utils.image import read_image, resize, to_tensor
@@ -357,10 +358,12 @@ def result_rows(result):
 # ---------------------------------------------------------------------------------------------------
 # config and model
 
-def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), device=None):
+def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), device=None, fast=None):
     """The config a detector is built from: `cfg` (a yaml path or a config) when given, else the config the
     checkpoint stores (a training checkpoint of this project), else `default_yaml` (an official .params, a
-    bare state dict); then the 'KEY=VALUE' overrides; then `device` (cpu, cuda, cuda:N, auto; None: the
+    bare state dict); then the 'KEY=VALUE' overrides; then `fast` (the inference fast path, TEST.FAST_PATH /
+    FAST_DTYPE: None: the config's; False: off; True: on; 'bfloat16', 'float16' (CUDA), 'float32': on, in
+    that dtype; lib/model/fast_path.py fast_overrides); then `device` (cpu, cuda, cuda:N, auto; None: the
     config's), which must be there. Errors name the file or key at fault (a missing checkpoint given with a
     cfg: when its weights are loaded)."""
     checkpoint = os.fspath(checkpoint)
@@ -379,6 +382,7 @@ def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), devic
         raise ConfigError(f"cfg: expected the path of a yaml file or a config (lib.config.load_config), got a "
                           f"{type(cfg).__name__}")
     update_from_list(cfg, list(overrides))
+    update_from_list(cfg, fast_overrides(fast), source='fast')
     if device is not None:
         update_from_list(cfg, [f'device={device}'], source='device')
     resolve_device(cfg)  # a device that is not there: an error before anything is loaded
@@ -387,11 +391,12 @@ def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), devic
 
 def build_model(model_cls, checkpoint, cfg, log=print):
     """model_cls(cfg) with the checkpoint's weights (lib/model/weights.py load_model_weights: a .pth of this
-    project or an official .params), on the config's device, in eval mode. Returns (model, torch.device)."""
+    project or an official .params), on the config's device, in eval mode, with the config's inference fast
+    path (TEST.FAST_PATH, lib/model/fast_path.py). Returns (model, torch.device)."""
     device = torch.device(resolve_device(cfg))
     model = model_cls(cfg)
     load_model_weights(model, os.fspath(checkpoint), cfg=cfg, log=log)
-    return model.to(device).eval(), device
+    return prepare_inference(model.to(device).eval(), cfg, device)[0], device
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -410,14 +415,15 @@ class StreamDetector:
     session(with_flow): a context manager yielding the Session of one stream (a fresh key-frame cache for
     each stream, so that several streams of one detector do not disturb each other). marks_key_frames:
     whether the frames differ (DFF: key and non-key frames) or all run the whole network (the frame
-    baseline: every frame is_key). settings: what the detector was loaded with (shown by the demos)."""
+    baseline: every frame is_key). settings: what the detector was loaded with (shown by the demos), with
+    'fast_path': what it infers with (e.g. 'fold_bn+channels_last+bfloat16', or 'eager float32')."""
 
     def __init__(self, model, cfg, device, class_names, session, marks_key_frames=False, settings=None):
         self.model, self.cfg, self.device = model, cfg, torch.device(device)
         self.class_names = tuple(class_names)
         self.stride = int(cfg.network.RCNN_FEAT_STRIDE)
         self.session, self.marks_key_frames = session, bool(marks_key_frames)
-        self.settings = dict(settings or {})
+        self.settings = {'fast_path': describe_fast_path(cfg), **(settings or {})}
 
     def stream(self, source, thresh=DEFAULT_THRESH, max_frames=None):
         """One result dict per frame of `source` (open_source), in order, as the frames arrive: boxes (K, 4)

@@ -170,6 +170,13 @@ def _defaults():
     config.TEST.KEY_FRAME_WARP_ERROR = 32.0  # [port] adaptive: a feature cell disagrees when |warped key image - current| exceeds this (grey levels)
     config.TEST.KEY_FRAME_BAD_FRACTION = 0.03  # [port] adaptive: new key frame when more than this fraction of the cells disagrees
     config.TEST.thresh = 1e-3                # [port] score threshold of test.py's --thresh (original default 1e-3; DFF 1e-4)
+    # [port] inference fast path (lib/model/fast_path.py, docs/benchmark.md; --fast): off by default (eager float32,
+    # as the original); when on, the pieces below that are on
+    config.TEST.FAST_PATH = False
+    config.TEST.FAST_FOLD_BN = True          # [port] frozen BN folded into the preceding convolutions
+    config.TEST.FAST_CHANNELS_LAST = True    # [port] channels_last memory format
+    config.TEST.FAST_DTYPE = 'float32'       # [port] autocast dtype: float32 (none), bfloat16, float16 (CUDA)
+    config.TEST.FAST_COMPILE = False         # [port] torch.compile of the key-frame and non-key-frame graphs
 
     # [port] FlowNet-S pretraining on Flying Chairs-format pairs (dff_rfcn/train_flownet.py). The original
     # took a Caffe FlowNet trained on Flying Chairs; the weights are written to
@@ -206,11 +213,12 @@ _NUMBER_KEYS = {('TRAIN', 'lr'), ('TRAIN', 'warmup_lr')}    # default 0, but any
 _NUMBER_STRING_KEYS = {('TRAIN', 'lr_step'), ('FLOW_PRETRAIN', 'lr_step')}  # '1.333' or a bare 1.5
 _KINDS = {  # keys whose kind the default alone does not tell
     ('SCALES',): 'scales', ('device',): 'device', ('gpus',): 'gpus',
-    ('network', 'RESNET_UNITS'): 'ints', ('dataset', 'CLASSES'): 'list',
+    ('network', 'RESNET_UNITS'): 'ints', ('dataset', 'CLASSES'): 'list', ('TEST', 'FAST_DTYPE'): 'fast_dtype',
     ('TEST', 'KEY_FRAME_SCHEDULE'): 'key_schedule', ('TEST', 'KEY_FRAME_MAX_INTERVAL'): 'posint',
     ('TEST', 'KEY_FRAME_CUT_THRESH'): 'nonneg', ('TEST', 'KEY_FRAME_WARP_ERROR'): 'nonneg',
     ('TEST', 'KEY_FRAME_BAD_FRACTION'): 'nonneg',
 }
+FAST_DTYPES = ('float32', 'bfloat16', 'float16')  # TEST.FAST_DTYPE (lib/model/fast_path.py DTYPES)
 _LENGTHS = {('network', 'PIXEL_MEANS'): 3, ('TRAIN', 'BBOX_WEIGHTS'): 4, ('network', 'ANCHOR_MEANS'): 4,
             ('network', 'ANCHOR_STDS'): 4, ('TRAIN', 'RPN_BBOX_WEIGHTS'): 4, ('TRAIN', 'BBOX_MEANS'): 4,
             ('TRAIN', 'BBOX_STDS'): 4, ('FLOW_PRETRAIN', 'loss_weights'): 5}
@@ -221,6 +229,7 @@ _EXPECTED = {
     'scales': '[short side, max long side] (one scale, e.g. [600, 1000]) or a list of such pairs '
               '(e.g. [[600, 1000], [480, 800]])',
     'device': "one of auto, cpu, cuda, cuda:N", 'key_schedule': 'one of fixed, adaptive',
+    'fast_dtype': f"one of {', '.join(FAST_DTYPES)}",
     'nonneg': 'a number >= 0', 'posint': 'an integer >= 1', 'gpus': "GPU ids separated by commas (e.g. '0,1,2,3') or ''",
 }
 _DEVICE = re.compile(r'(auto|cpu|cuda(:\d+)?)\Z')
@@ -317,6 +326,9 @@ def _typed(path, value, source):
     elif kind == 'posint':
         if (_is_int(value) or (_is_number(value) and float(value).is_integer())) and value >= 1:
             return int(value)
+    elif kind == 'fast_dtype':
+        if value in FAST_DTYPES:
+            return value
     elif kind in ('numbers', 'array'):
         if numbers(value, n):
             return np.array(value, dtype=np.float64) if kind == 'array' else value

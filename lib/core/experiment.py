@@ -10,8 +10,9 @@ trained checkpoint at the yaml's own test settings -> <test_image_set>; otherwis
 part per difference: _thresh<t> (--thresh or TEST.thresh other than the yaml's), _interval<k> (DFF: a
 TEST.KEY_FRAME_INTERVAL other than the yaml's), _adaptive (DFF: TEST.KEY_FRAME_SCHEDULE) and _maxint<n>, _cut<c>,
 _warperr<e>, _bad<f> (its thresholds, docs/key_frames.md), _<checkpoint file stem>-<first 8 hex digits of its sha256>
-(--checkpoint), and DFF's zero-flow ablation adds _zero_flow. eval.json records the checkpoint (path,
-size, sha256), the settings, the effective config, the git commit, torch / CUDA versions and the device."""
+(--checkpoint), _fast_<pieces> (the inference fast path, TEST.FAST_PATH / --fast), and DFF's zero-flow ablation
+adds _zero_flow. eval.json records the checkpoint (path, size, sha256), the settings, the effective config, the
+git commit, torch / CUDA versions and the device."""
 import argparse
 import os
 
@@ -20,6 +21,7 @@ import torch
 from lib.config import load_config, update_from_list
 from lib.core.trainer import train
 from lib.dataset.loader import accumulation_steps
+from lib.model.fast_path import add_fast_argument, fast_overrides, fast_path_tag
 from lib.utils import dist
 from lib.utils.device import resolve_device
 from lib.utils.provenance import file_info
@@ -39,6 +41,7 @@ def parse_args(doc, argv=None, test_only=False):
     p.add_argument('--thresh', type=float, default=None, help='test score threshold (default TEST.thresh)')
     p.add_argument('--set', nargs='*', action='extend', default=[], metavar='KEY=VALUE',
                    help='config overrides (yaml values); may be repeated')
+    add_fast_argument(p)
     args = p.parse_args(argv)
     if test_only:
         args.resume, args.skip_train, args.skip_test = False, True, False
@@ -79,6 +82,8 @@ def test_folder(test_dir, cfg, yaml_cfg, thresh=None, checkpoint=None, default_c
         info = file_info(checkpoint)
         stem = os.path.splitext(os.path.basename(checkpoint))[0]
         parts.append(f"{stem}-{info['sha256'][:8]}" if info else stem)
+    if fast_path_tag(cfg):  # the fast path's results (bfloat16 ones differ) never overwrite the eager ones
+        parts.append(fast_path_tag(cfg))
     return test_dir if not parts else f"{test_dir.rstrip('/')}_{'_'.join(parts)}"
 
 
@@ -89,7 +94,7 @@ def train_test(doc, build_model, init_weights, make_train_data, test_fn, argv=No
     test_settings: the config keys whose values (other than the yaml's) get their own test folder.
     test_only: no training (test_checkpoint)."""
     args = parse_args(doc, argv, test_only)
-    cfg = update_from_list(load_config(args.cfg), args.set)
+    cfg = update_from_list(update_from_list(load_config(args.cfg), args.set), fast_overrides(args.fast), '--fast')
     resolve_device(cfg)  # a device that is not there, or a gpus split that does not fit: said now, not later
     if not (args.checkpoint or args.skip_train):
         accumulation_steps(cfg, int(os.environ.get('WORLD_SIZE', '1')))

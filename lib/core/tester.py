@@ -12,6 +12,7 @@ where each frame's lines are; rank 0 then merges the files into det_<image_set>_
 frame-id order (the original's rows, sorted by frame id, class, descending score), and removes them.
 The evaluation then reads that file, as the original's did.
 """
+import copy
 import functools
 import os
 import time
@@ -24,6 +25,7 @@ import lib.ops as ops
 from lib.dataset.loader import make_imdb
 from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, load_gt, make_gt, print_ap_table,
                                               read_detections, write_eval_json, write_frame_list)
+from lib.model.fast_path import FastPath
 from lib.model.weights import load_model_weights
 from lib.utils import dist
 from lib.utils.device import process_device, resolve_device
@@ -250,16 +252,23 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
 def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thresh=None, model=None, by_video=False,
                    desc='test', settings=None):
     """What the baseline's and DFF's test functions share: device and process group from torchrun, the
-    model (built and loaded from `checkpoint` unless given) in eval mode on that device, the test imdb's
-    frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes).
+    model (built and loaded from `checkpoint` unless given) in eval mode on that device, with the config's
+    inference fast path (TEST.FAST_PATH, lib/model/fast_path.py; a given model is copied first), the test
+    imdb's frames, run_test. make_detector(model) -> detect(frame, data, im_info) -> (scores, boxes).
     settings: the test settings to record in eval.json (e.g. DFF's key-frame interval)."""
     device = resolve_device(cfg)
     _, world, local_rank = dist.init_from_env(device)
     dev = process_device(device, local_rank, world)
+    fast = FastPath.from_config(cfg)
     if model is None:
         model = build_model(cfg)
         load_model_weights(model, checkpoint, cfg=cfg)
+    elif fast is not None:
+        model = copy.deepcopy(model)  # the fast path changes the model in place: the caller's stays as it was
     model.to(dev).eval()
+    if fast is not None:
+        fast.prepare(model, dev)
+        settings = dict(settings or {}, FAST_PATH=fast.settings())
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
     if hasattr(imdb, 'eval_records'):  # ground truth from the dataset itself (CocoVID json), not from XML files
         def annotation_root(frames, class_to_index, cache_file=None):
@@ -267,6 +276,9 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
     else:
         annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
     run_info = run_record(cfg, checkpoint, dev, settings) if dist.rank() == 0 else None
-    return run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
-                    annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,
-                    device=dev, run_info=run_info)
+    result = run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
+                      annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,
+                      device=dev, run_info=run_info)
+    if fast is not None and fast.compile and dist.rank() == 0:
+        print('fast path: first call (torch.compile) ' + ', '.join(f'{k} {v:.1f} s' for k, v in fast.first_call_s.items()))
+    return result

@@ -125,16 +125,17 @@ class DetectionHeads(nn.Module):
         A = self.num_anchors
         score = self.rpn_cls_score(feat)
         bbox = self.rpn_bbox_pred(feat)
-        n, _, h, w = score.shape
-        prob = F.softmax(score.view(n, 2, A * h, w), dim=1).view(n, 2 * A, h, w)
+        # softmax over (background channel a, foreground channel A + a) of each anchor; unflatten / flatten are
+        # views in any memory format (channels_last too); in float32 also under autocast (the proposal's scores)
+        prob = F.softmax(score.float().unflatten(1, (2, A)), dim=1).flatten(1, 2)
         return score, bbox, prob
 
     def proposals(self, rpn_prob, rpn_bbox, im_info, train):
         c = self.train_proposals if train else self.test_proposals
+        rpn_bbox = rpn_bbox.detach().float()  # the box decoding in float32, also under autocast
         if self.normalize_rpn:  # rpn_inv_normalize: channel a*4+k -> * std[k] + mean[k]
-            n, _, h, w = rpn_bbox.shape
-            rpn_bbox = (rpn_bbox.detach().view(n, -1, 4, h, w) * self.anchor_stds.view(1, 1, 4, 1, 1)
-                        + self.anchor_means.view(1, 1, 4, 1, 1)).view(n, -1, h, w)
+            rpn_bbox = (rpn_bbox.unflatten(1, (-1, 4)) * self.anchor_stds.view(1, 1, 4, 1, 1)
+                        + self.anchor_means.view(1, 1, 4, 1, 1)).flatten(1, 2)
         rois, _ = ops.proposal(rpn_prob, rpn_bbox, im_info, feature_stride=self.rpn_feat_stride,
                                scales=self.anchor_scales, ratios=self.anchor_ratios,
                                pre_nms_top_n=c.pre_nms_top_n, post_nms_top_n=c.post_nms_top_n,
@@ -145,8 +146,10 @@ class DetectionHeads(nn.Module):
     def rfcn(self, feat, rois):
         scale = 1.0 / self.rcnn_feat_stride
         G = self.group
-        cls = ops.psroi_pool(self.rfcn_cls(feat), rois, scale, self.num_classes, G, G)
-        bbox = ops.psroi_pool(self.rfcn_bbox(feat), rois, scale, 4 * self.num_reg_classes, G, G)
+        # pooled in float32 (under autocast the reduced-precision score maps are widened, the pooled means are
+        # not rounded back); a channels_last map is read in place
+        cls = ops.psroi_pool(self.rfcn_cls(feat).float(), rois, scale, self.num_classes, G, G)
+        bbox = ops.psroi_pool(self.rfcn_bbox(feat).float(), rois, scale, 4 * self.num_reg_classes, G, G)
         return cls.mean(dim=(2, 3)), bbox.mean(dim=(2, 3))  # position-sensitive voting = global average
 
     def forward(self, conv_feat, im_info, gt_boxes=None, rpn_label=None, rpn_bbox_target=None, rpn_bbox_weight=None,

@@ -107,6 +107,14 @@ class ResNetV1(nn.Module):
         self.add_module(f'res{prefix}_branch{branch}', conv)
         self.add_module(f'bn{prefix}_branch{branch}', make_bn(channels, self.train_bn))
 
+    def conv_bn_pairs(self):
+        """(conv, BN) attribute names, one pair per BN layer: each BN normalises exactly that conv's output
+        (what lib/model/fast_path.py folds)."""
+        yield 'conv1', 'bn_conv1'
+        for prefix, has_branch1 in self.block_prefixes:
+            for branch in (('1',) if has_branch1 else ()) + ('2a', '2b', '2c'):
+                yield f'res{prefix}_branch{branch}', f'bn{prefix}_branch{branch}'
+
     def reset_parameters(self):
         """From-scratch init (pretrained weights normally overwrite it): He-normal (fan_out) convs,
         BN gamma 1, beta 0, mean 0, var 1."""

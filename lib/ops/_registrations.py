@@ -23,7 +23,13 @@ def _psroi_pool_backward_fake(grad, rois, spatial_scale, output_dim, pooled_size
 def _flow_warp_fake(data, flow):
     torch._check(data.dim() == 4 and flow.dim() == 4 and flow.shape[1] == 2,
                  lambda: f"flow_warp: data (N,C,H,W) and flow (N,2,H,W) expected, got {tuple(data.shape)}, {tuple(flow.shape)}")
-    return torch.empty_like(data, memory_format=torch.contiguous_format)
+    # the kernels warp a channels_last map in place and return channels_last; anything else as NCHW
+    return torch.empty_like(data, memory_format=_warp_format(data))
+
+
+def _warp_format(data):
+    channels_last = data.is_contiguous(memory_format=torch.channels_last) and not data.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 @torch.library.register_fake("dff::_flow_warp_backward")

@@ -15,6 +15,12 @@ inline std::string sizes_str(const at::Tensor& t) {
   return s + "]";
 }
 
+// A channels_last (NHWC) tensor that is not also NCHW-contiguous: the kernels that read channels_last in
+// place (flow_warp) take this path; a pixel's channels are then contiguous.
+inline bool channels_last_only(const at::Tensor& t) {
+  return t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous();
+}
+
 inline void check_same_device_dtype(const char* op, const std::vector<std::pair<const char*, at::Tensor>>& ts) {
   const auto& first = ts.front();
   for (const auto& kv : ts) {

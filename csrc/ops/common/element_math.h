@@ -75,13 +75,14 @@ DFF_HD int psroi_channel(int ctop, int ph, int pw, int pooled_size, int group_si
   return (ctop * group_size + gh) * group_size + gw;
 }
 
-// Mean of plane[hstart:hend, wstart:wend] (0 for an empty bin).
+// Mean of one channel over the bin (0 for an empty bin): element (h, w) at plane[h * stride_h + w * stride_w],
+// so any memory format reads in place (NCHW: (W, 1); channels_last: (W*C, C)). Summed row by row.
 template <typename T>
-DFF_HD T psroi_bin_mean(const T* plane, int width, const PSBin& b) {
+DFF_HD T psroi_bin_mean(const T* plane, int64_t stride_h, int64_t stride_w, const PSBin& b) {
   if (b.empty()) return T(0);
   T sum = T(0);
   for (int h = b.hstart; h < b.hend; ++h)
-    for (int w = b.wstart; w < b.wend; ++w) sum += plane[h * width + w];
+    for (int w = b.wstart; w < b.wend; ++w) sum += plane[h * stride_h + w * stride_w];
   return sum / static_cast<T>(b.area());
 }
 
@@ -128,13 +129,15 @@ DFF_HD void warp_weights(const WarpTaps<T>& t, T w[4]) {
   w[3] = t.fy * t.fx;
 }
 
+// One channel's sample; pixel y*W + x of the channel at plane[(y*W + x) * pixel_stride] (NCHW: 1,
+// channels_last: C).
 template <typename T>
-DFF_HD T warp_sample(const T* plane, const WarpTaps<T>& t) {
+DFF_HD T warp_sample(const T* plane, const WarpTaps<T>& t, int64_t pixel_stride = 1) {
   T w[4];
   warp_weights(t, w);
   T v = T(0);
   for (int k = 0; k < 4; ++k)
-    if (t.off[k] >= 0) v += w[k] * plane[t.off[k]];
+    if (t.off[k] >= 0) v += w[k] * plane[t.off[k] * pixel_stride];
   return v;
 }
 

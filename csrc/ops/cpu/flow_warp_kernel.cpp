@@ -14,14 +14,17 @@
 namespace dff {
 namespace {
 
+// flow: one image's (2, H, W) flow, read through its strides (any memory format).
 template <typename scalar_t>
-void compute_taps(const scalar_t* flow, int64_t H, int64_t W, std::vector<math::WarpTaps<scalar_t>>& taps) {
-  const int64_t HW = H * W;
+void compute_taps(const scalar_t* flow, at::IntArrayRef strides, int64_t H, int64_t W,
+                  std::vector<math::WarpTaps<scalar_t>>& taps) {
+  const int64_t HW = H * W, sC = strides[1], sH = strides[2], sW = strides[3];
   taps.resize(HW);
   at::parallel_for(0, HW, 4096, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      const scalar_t x = static_cast<scalar_t>(p % W) + flow[p];
-      const scalar_t y = static_cast<scalar_t>(p / W) + flow[HW + p];
+      const int64_t at = (p / W) * sH + (p % W) * sW;
+      const scalar_t x = static_cast<scalar_t>(p % W) + flow[at];
+      const scalar_t y = static_cast<scalar_t>(p / W) + flow[sC + at];
       taps[p] = math::warp_taps(x, y, static_cast<int>(H), static_cast<int>(W));
     }
   });
@@ -29,17 +32,26 @@ void compute_taps(const scalar_t* flow, int64_t H, int64_t W, std::vector<math::
 
 at::Tensor flow_warp_forward_cpu(const at::Tensor& data, const at::Tensor& flow) {
   check_flow_warp_args(data, flow);
-  auto d = data.contiguous();
-  auto f = flow.contiguous();
+  // NCHW or channels_last data is read in place and the output has its memory format; the flow is read
+  // through its strides
+  const bool nhwc = channels_last_only(data);
+  auto d = nhwc ? data : data.contiguous();
   auto out = at::empty_like(d);
   const int64_t N = d.size(0), C = d.size(1), H = d.size(2), W = d.size(3), HW = H * W;
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "flow_warp_forward_cpu", [&] {
     std::vector<math::WarpTaps<scalar_t>> taps;
     for (int64_t n = 0; n < N; ++n) {
-      compute_taps(f.data_ptr<scalar_t>() + n * 2 * HW, H, W, taps);
+      compute_taps(flow.data_ptr<scalar_t>() + n * flow.stride(0), flow.strides(), H, W, taps);
       const scalar_t* dp = d.data_ptr<scalar_t>() + n * C * HW;
       scalar_t* op = out.data_ptr<scalar_t>() + n * C * HW;
+      if (nhwc) {  // a pixel's C channels are contiguous: the taps are read once per pixel
+        at::parallel_for(0, HW, 16, [&](int64_t begin, int64_t end) {
+          for (int64_t p = begin; p < end; ++p)
+            for (int64_t c = 0; c < C; ++c) op[p * C + c] = math::warp_sample(dp + c, taps[p], C);
+        });
+        continue;
+      }
       at::parallel_for(0, C, 1, [&](int64_t begin, int64_t end) {
         for (int64_t c = begin; c < end; ++c) {
           const scalar_t* plane = dp + c * HW;
@@ -67,7 +79,7 @@ std::tuple<at::Tensor, at::Tensor> flow_warp_backward_cpu(const at::Tensor& grad
   AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "flow_warp_backward_cpu", [&] {
     std::vector<math::WarpTaps<scalar_t>> taps;
     for (int64_t n = 0; n < N; ++n) {
-      compute_taps(f.data_ptr<scalar_t>() + n * 2 * HW, H, W, taps);
+      compute_taps(f.data_ptr<scalar_t>() + n * 2 * HW, f.strides(), H, W, taps);
       const scalar_t* gp = g.data_ptr<scalar_t>() + n * C * HW;
       const scalar_t* dp = d.data_ptr<scalar_t>() + n * C * HW;
       scalar_t* gdp = grad_data.data_ptr<scalar_t>() + n * C * HW;

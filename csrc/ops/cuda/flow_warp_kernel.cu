@@ -11,21 +11,26 @@
 namespace dff {
 namespace {
 
+// Flow strides (channel, row, column): any memory format.
 template <typename T>
-__device__ math::WarpTaps<T> taps_at(const T* flow_n, int64_t p, int H, int W) {
-  const int64_t HW = static_cast<int64_t>(H) * W;
-  const T x = static_cast<T>(p % W) + flow_n[p];
-  const T y = static_cast<T>(p / W) + flow_n[HW + p];
+__device__ math::WarpTaps<T> taps_at(const T* flow_n, int64_t fc, int64_t fh, int64_t fw, int64_t p, int H, int W) {
+  const int64_t at = (p / W) * fh + (p % W) * fw;
+  const T x = static_cast<T>(p % W) + flow_n[at];
+  const T y = static_cast<T>(p / W) + flow_n[fc + at];
   return math::warp_taps(x, y, H, W);
 }
 
+// data and out: NCHW (sC = H*W, sW = 1) or channels_last (sC = 1, sW = C); a row is W pixels.
 template <typename T>
-__global__ void flow_warp_forward_kernel(int64_t total, const T* data, const T* flow, int64_t C, int H, int W, T* out) {
+__global__ void flow_warp_forward_kernel(int64_t total, const T* data, const T* flow, int64_t C, int H, int W,
+                                         int64_t sN, int64_t sC, int64_t sW, int64_t fn, int64_t fc, int64_t fh,
+                                         int64_t fw, T* out) {
   const int64_t HW = static_cast<int64_t>(H) * W;
   DFF_CUDA_1D_LOOP(i, total) {
-    const int64_t p = i % HW, nc = i / HW, n = nc / C;
-    const math::WarpTaps<T> t = taps_at(flow + n * 2 * HW, p, H, W);
-    out[i] = math::warp_sample(data + nc * HW, t);
+    const int64_t p = i % HW, nc = i / HW, n = nc / C, c = nc % C;
+    const math::WarpTaps<T> t = taps_at(flow + n * fn, fc, fh, fw, p, H, W);
+    const int64_t base = n * sN + c * sC;
+    out[base + p * sW] = math::warp_sample(data + base, t, sW);
   }
 }
 
@@ -37,7 +42,7 @@ __global__ void flow_warp_backward_kernel(int64_t total, const T* grad, const T*
   const int64_t HW = static_cast<int64_t>(H) * W;
   DFF_CUDA_1D_LOOP(i, total) {
     const int64_t p = i % HW, n = i / HW;
-    const math::WarpTaps<T> t = taps_at(flow + n * 2 * HW, p, H, W);
+    const math::WarpTaps<T> t = taps_at(flow + n * 2 * HW, HW, static_cast<int64_t>(W), int64_t(1), p, H, W);
     T w[4];
     math::warp_weights(t, w);
     T gx = T(0), gy = T(0);
@@ -59,16 +64,19 @@ __global__ void flow_warp_backward_kernel(int64_t total, const T* grad, const T*
 at::Tensor flow_warp_forward_cuda(const at::Tensor& data, const at::Tensor& flow) {
   check_flow_warp_args(data, flow);
   c10::cuda::CUDAGuard guard(data.device());
-  auto d = data.contiguous();
-  auto f = flow.contiguous();
+  // NCHW or channels_last data is read in place (the output has its format); the flow through its strides
+  const bool nhwc = channels_last_only(data);
+  auto d = nhwc ? data : data.contiguous();
   auto out = at::empty_like(d);
   const int64_t total = d.numel();
   if (total == 0) return out;
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "flow_warp_forward_cuda", [&] {
     flow_warp_forward_kernel<scalar_t><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(
-        total, d.data_ptr<scalar_t>(), f.data_ptr<scalar_t>(), d.size(1), static_cast<int>(d.size(2)),
-        static_cast<int>(d.size(3)), out.data_ptr<scalar_t>());
+        total, d.data_ptr<scalar_t>(), flow.data_ptr<scalar_t>(), d.size(1), static_cast<int>(d.size(2)),
+        static_cast<int>(d.size(3)), d.size(1) * d.size(2) * d.size(3), nhwc ? int64_t(1) : d.size(2) * d.size(3),
+        nhwc ? d.size(1) : int64_t(1), flow.stride(0), flow.stride(1), flow.stride(2), flow.stride(3),
+        out.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;

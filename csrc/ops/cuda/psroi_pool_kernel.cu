@@ -10,8 +10,8 @@ namespace dff {
 namespace {
 
 template <typename T>
-__global__ void psroi_forward_kernel(int64_t total, const T* data, const T* rois, T scale, int64_t C, int H, int W,
-                                     int output_dim, int P, int G, T* out) {
+__global__ void psroi_forward_kernel(int64_t total, const T* data, const T* rois, T scale, int64_t sN, int64_t sC,
+                                     int64_t sH, int64_t sW, int H, int W, int output_dim, int P, int G, T* out) {
   DFF_CUDA_1D_LOOP(i, total) {
     const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
     const int ctop = static_cast<int>((i / P / P) % output_dim);
@@ -20,7 +20,7 @@ __global__ void psroi_forward_kernel(int64_t total, const T* data, const T* rois
     const int64_t b = static_cast<int64_t>(roi[0]);
     const math::PSBin bin = math::psroi_bin(roi, scale, P, H, W, ph, pw);
     const int c = math::psroi_channel(ctop, ph, pw, P, G);
-    out[i] = math::psroi_bin_mean(data + (b * C + c) * H * W, W, bin);
+    out[i] = math::psroi_bin_mean(data + b * sN + c * sC, sH, sW, bin);
   }
 }
 
@@ -52,14 +52,14 @@ at::Tensor psroi_pool_forward_cuda(const at::Tensor& data, const at::Tensor& roi
   auto out = at::zeros({R, output_dim, pooled_size, pooled_size}, data.options());
   const int64_t total = out.numel();
   if (total == 0 || data.numel() == 0) return out;
-  auto d = data.contiguous();
-  auto r = rois.contiguous();
+  auto r = rois.contiguous();  // `data` is read through its strides (channels_last is not copied)
   auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "psroi_pool_forward_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES(data.scalar_type(), "psroi_pool_forward_cuda", [&] {
     psroi_forward_kernel<scalar_t><<<cuda::blocks_for(total), cuda::kThreads, 0, stream>>>(
-        total, d.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), static_cast<scalar_t>(spatial_scale), d.size(1),
-        static_cast<int>(d.size(2)), static_cast<int>(d.size(3)), static_cast<int>(output_dim),
-        static_cast<int>(pooled_size), static_cast<int>(group_size), out.data_ptr<scalar_t>());
+        total, data.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), static_cast<scalar_t>(spatial_scale),
+        data.stride(0), data.stride(1), data.stride(2), data.stride(3), static_cast<int>(data.size(2)),
+        static_cast<int>(data.size(3)), static_cast<int>(output_dim), static_cast<int>(pooled_size),
+        static_cast<int>(group_size), out.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;

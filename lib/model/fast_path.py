@@ -1,0 +1,338 @@
+"""The inference fast path (config TEST.FAST_PATH, `--fast` on the test scripts, the demos and tools/benchmark.py;
+what each piece gives: docs/benchmark.md). One switch, four pieces, each of which can be turned off alone:
+
+    TEST.FAST_FOLD_BN        frozen BatchNorm folded into the preceding convolution's weight and bias, once, when
+                             the model is prepared (the same numbers up to float rounding: the scale and shift are
+                             computed in float64)
+    TEST.FAST_CHANNELS_LAST  the model's weights and the images in channels_last memory format (what oneDNN and
+                             cuDNN prefer); psroi_pool and flow_warp read such maps in place, the RPN's softmax
+                             and the heads use views that hold in any layout
+    TEST.FAST_DTYPE          float32 (no autocast), bfloat16 (CPU with native bfloat16, or CUDA) or float16
+                             (CUDA): torch.autocast around the networks; the custom ops, the proposal op, the
+                             R-FCN pooling and voting and the box decoding stay in float32 (DetectionHeads widens
+                             their inputs), so rois and outputs are float32
+    TEST.FAST_COMPILE        torch.compile of each inference entry point (the key-frame graph detect_key, the
+                             non-key graph detect_cur, the baseline's detect); the first call of each compiles
+                             (its time is kept in FastPath.first_call_s), a machine without torch.compile
+                             support runs eager with a warning
+
+`FastPath.from_config(cfg)` is None when TEST.FAST_PATH is off (the default: eager float32, as the original);
+`prepare(model, device)` applies it in place to an RFCN or a DFF in eval mode and returns it. The models'
+inference methods keep their signatures, so every caller (testers, demos, benchmark) is unchanged.
+"""
+import argparse
+import contextlib
+import functools
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from lib.config.config import FAST_DTYPES
+
+from .frozen_bn import BN_TYPES
+from .resnet_v1 import ResNetV1
+
+DTYPES = {name: getattr(torch, name) for name in FAST_DTYPES}
+DTYPE_ALIASES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
+# RFCN / DFF inference methods (flow_to_key + detect_flowed: the adaptive key-frame schedule's non-key frames)
+ENTRY_POINTS = ('detect', 'detect_key', 'detect_cur', 'detect_batch', 'flow_to_key', 'detect_flowed')
+
+
+def fold_conv_bn(conv, bn):
+    """conv's weight and bias absorb the BN that follows it (eval-mode BN: running statistics). Computed in
+    float64, stored in the conv's dtype."""
+    with torch.no_grad():
+        scale = bn.weight.double() * torch.rsqrt(bn.running_var.double() + bn.eps)
+        bias = bn.bias.double() - bn.running_mean.double() * scale
+        if conv.bias is not None:
+            bias = bias + conv.bias.double() * scale
+        dtype = conv.weight.dtype
+        conv.weight.copy_((conv.weight.double() * scale.view(-1, *[1] * (conv.weight.dim() - 1))).to(dtype))
+        conv.bias = nn.Parameter(bias.to(dtype), requires_grad=conv.weight.requires_grad)
+
+
+def fold_batchnorm(model):
+    """Fold every BN of every ResNetV1 in `model` into its conv (ResNetV1.conv_bn_pairs); the BN becomes
+    nn.Identity. Only for inference: the model must be in eval mode. Returns the number of BN layers folded."""
+    if model.training:
+        raise ValueError('fold_batchnorm: the model is in training mode; BN folding is for inference (call .eval())')
+    folded = 0
+    for module in list(model.modules()):
+        if not isinstance(module, ResNetV1):
+            continue
+        for conv_name, bn_name in module.conv_bn_pairs():
+            bn = getattr(module, bn_name)
+            if isinstance(bn, BN_TYPES):
+                fold_conv_bn(getattr(module, conv_name), bn)
+                setattr(module, bn_name, nn.Identity())
+                folded += 1
+    return folded
+
+
+class DilatedConvAsGemm(nn.Module):
+    """A stride-1 convolution as one matrix product over the k*k shifted copies of its input (im2col), the
+    out-of-map positions zero: the same sums as the convolution's. The fast path uses it for the convolutions
+    with a dilation above 2 (DFF's feat_conv_3x3: dilation 6) under reduced precision on a CPU, where oneDNN's
+    bfloat16 convolution takes a slow path (feat_conv at 600x1000: 0.8 s in bfloat16, 0.2 s in float32,
+    0.1 s this way)."""
+
+    def __init__(self, conv, dtype):
+        super().__init__()
+        k_h, k_w = conv.kernel_size
+        self.kernel_size, self.dilation, self.padding = (k_h, k_w), conv.dilation, conv.padding
+        self.out_channels = conv.out_channels
+        with torch.no_grad():  # (k_h, k_w, c_in) rows, the order of the shifted copies below
+            w = conv.weight.detach().permute(2, 3, 1, 0).reshape(-1, conv.out_channels)
+            self.register_buffer('weight_matrix', w.to(dtype).contiguous())
+            bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
+            self.register_buffer('bias', bias.to(dtype))
+
+    @staticmethod
+    def applies(module):
+        return (isinstance(module, nn.Conv2d) and module.stride == (1, 1) and module.groups == 1
+                and max(module.dilation) > 2 and module.padding_mode == 'zeros' and isinstance(module.padding, tuple))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        (k_h, k_w), (d_h, d_w), (p_h, p_w) = self.kernel_size, self.dilation, self.padding
+        h_out, w_out = h + 2 * p_h - d_h * (k_h - 1), w + 2 * p_w - d_w * (k_w - 1)
+        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        src = x.permute(0, 2, 3, 1).to(dtype)  # (n, h, w, c): a view of a channels_last map
+        cols = x.new_empty((n, h_out, w_out, k_h, k_w, c), dtype=dtype)
+        for i in range(k_h):
+            for j in range(k_w):
+                oy, ox = i * d_h - p_h, j * d_w - p_w  # output (y, x) reads input (y + oy, x + ox)
+                y0, y1 = min(max(0, -oy), h_out), max(min(h_out, h - oy), 0)
+                x0, x1 = min(max(0, -ox), w_out), max(min(w_out, w - ox), 0)
+                tap = cols[:, :, :, i, j]
+                tap[:, :y0].zero_()
+                tap[:, y1:].zero_()
+                tap[:, y0:y1, :x0].zero_()
+                tap[:, y0:y1, x1:].zero_()
+                if y1 > y0 and x1 > x0:
+                    tap[:, y0:y1, x0:x1] = src[:, y0 + oy:y1 + oy, x0 + ox:x1 + ox]
+        out = torch.addmm(self.bias.to(dtype), cols.view(-1, k_h * k_w * c), self.weight_matrix.to(dtype))
+        return out.view(n, h_out, w_out, self.out_channels).permute(0, 3, 1, 2)
+
+
+def convs_to_dtype(model, dtype):
+    """The convolutions' weights and biases in `dtype` once (autocast would cast them at every call); the rest
+    of the model (BN statistics, the heads' normalisation buffers) stays float32. Convolutions with a dilation
+    above 2 become DilatedConvAsGemm on a CPU. Returns the number of convolutions converted."""
+    converted = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if DilatedConvAsGemm.applies(child) and child.weight.device.type == 'cpu':
+                setattr(module, name, DilatedConvAsGemm(child, dtype))
+                converted += 1
+            elif isinstance(child, (nn.Conv2d, nn.ConvTranspose2d)):
+                child.to(dtype)
+                converted += 1
+    return converted
+
+
+def compile_unavailable_reason(device_type):
+    """Why torch.compile cannot run here ('' when it can)."""
+    dynamo = getattr(torch, '_dynamo', None)
+    if not hasattr(torch, 'compile') or dynamo is None:
+        return f'torch {torch.__version__} has no torch.compile'
+    if not dynamo.is_dynamo_supported():
+        return f'torch.compile does not support Python {sys.version.split()[0]}'
+    if device_type == 'cpu' and not any(shutil.which(c) for c in ('g++', 'c++', 'clang++')):
+        return 'no C++ compiler on PATH (the CPU backend of torch.compile needs one)'
+    return ''
+
+
+def cpu_bfloat16_native():
+    """Whether this CPU computes bfloat16 convolutions natively (AVX512-BF16 / AMX); elsewhere oneDNN emulates
+    them, slower than float32."""
+    check = getattr(getattr(torch.ops, 'mkldnn', None), '_is_mkldnn_bf16_supported', None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+@dataclass
+class FastPath:
+    fold_bn: bool = True
+    channels_last: bool = True
+    dtype: str = 'float32'
+    compile: bool = False
+    compile_backend: str = 'inductor'  # torch.compile's backend ('eager' in the tests: tracing without codegen)
+    first_call_s: dict = field(default_factory=dict, compare=False)  # entry point -> seconds of its first call
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The fast path of cfg.TEST (None when TEST.FAST_PATH is false)."""
+        t = cfg.TEST
+        if not t.FAST_PATH:
+            return None
+        return cls(fold_bn=bool(t.FAST_FOLD_BN), channels_last=bool(t.FAST_CHANNELS_LAST), dtype=str(t.FAST_DTYPE),
+                   compile=bool(t.FAST_COMPILE))
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"TEST.FAST_DTYPE: expected one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    @property
+    def autocast_dtype(self):
+        return None if self.dtype == 'float32' else DTYPES[self.dtype]
+
+    def describe(self):
+        """e.g. 'fold_bn+channels_last+bfloat16' ('eager float32' when nothing is on)."""
+        parts = [name for name, on in (('fold_bn', self.fold_bn), ('channels_last', self.channels_last)) if on]
+        parts += [self.dtype] if self.dtype != 'float32' else []
+        parts += ['compile'] if self.compile else []
+        return '+'.join(parts) or 'eager float32'
+
+    def settings(self):
+        """What a test run records (eval.json)."""
+        return {'fold_bn': self.fold_bn, 'channels_last': self.channels_last, 'dtype': self.dtype,
+                'compile': self.compile}
+
+    def check_device(self, device):
+        """A dtype this device cannot run is an error; one it only emulates, a warning."""
+        device_type = torch.device(device).type
+        if device_type == 'cpu':
+            if self.dtype == 'float16':
+                raise ValueError('TEST.FAST_DTYPE = float16 needs a CUDA device; on a CPU use bfloat16')
+            if self.dtype == 'bfloat16' and not cpu_bfloat16_native():
+                print('warning: TEST.FAST_DTYPE = bfloat16: this CPU has no native bfloat16 (AVX512-BF16 / AMX); '
+                      'it runs emulated and slower than float32', file=sys.stderr)
+        elif device_type == 'cuda' and self.dtype == 'bfloat16' and not torch.cuda.is_bf16_supported():
+            raise ValueError(f'TEST.FAST_DTYPE = bfloat16: {torch.cuda.get_device_name(device)} has no bfloat16; '
+                             'use float16')
+
+    def autocast(self, device_type):
+        """The autocast context of this fast path (a null context for float32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=self.autocast_dtype)
+
+    def layout(self, x):
+        """An image or feature map in the fast path's memory format (anything else unchanged)."""
+        if self.channels_last and isinstance(x, torch.Tensor) and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def prepare(self, model, device):
+        """Apply the fast path in place to `model` (an RFCN or a DFF, already on `device`, in eval mode):
+        fold BN, convert the weights' memory format, and replace its inference methods (ENTRY_POINTS) by ones
+        that take inputs in that format and run under autocast (and torch.compile). Returns the model."""
+        device_type = torch.device(device).type
+        self.check_device(device)
+        if model.training:
+            raise ValueError('the fast path is for inference: put the model in eval mode first')
+        if self.fold_bn:
+            fold_batchnorm(model)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if self.autocast_dtype is not None:
+            convs_to_dtype(model, self.autocast_dtype)
+        compile_now = self.compile
+        if compile_now:
+            reason = compile_unavailable_reason(device_type)
+            if reason:
+                print(f'warning: TEST.FAST_COMPILE: torch.compile is unavailable ({reason}); running eager',
+                      file=sys.stderr)
+                compile_now = False
+        running = []  # the entry point being run: one it calls (detect_cur -> flow_to_key) runs plain, inside it
+        for name in ENTRY_POINTS:
+            method = getattr(model, name, None)
+            if method is not None:
+                setattr(model, name, self._entry_point(name, method, device_type, compile_now, running))
+        return model
+
+    def _entry_point(self, name, method, device_type, compile_now, running):
+        def run(*args):
+            with self.autocast(device_type):
+                return method(*args)
+
+        if compile_now:  # inductor with freezing: the weights become constants (oneDNN prepacks them on a CPU)
+            options = {'freezing': True} if self.compile_backend == 'inductor' else None
+            run = torch.compile(run, dynamic=False, backend=self.compile_backend, options=options)
+
+        @functools.wraps(method)
+        def fast(*args):
+            if running:  # called from another entry point: already in its autocast (and its compiled graph)
+                return method(*args)
+            args = [self.layout(a) for a in args]
+            running.append(name)
+            try:
+                if name in self.first_call_s:
+                    return run(*args)
+                t0 = time.perf_counter()
+                out = run(*args)
+                if device_type == 'cuda':
+                    torch.cuda.synchronize()
+                self.first_call_s[name] = time.perf_counter() - t0
+                return out
+            finally:
+                running.pop()
+
+        return fast
+
+
+def prepare_inference(model, cfg, device):
+    """The model as the config's test runs it: with cfg's fast path applied (TEST.FAST_PATH), or unchanged.
+    Returns (model, FastPath or None)."""
+    fast = FastPath.from_config(cfg)
+    if fast is None:
+        return model, None
+    return fast.prepare(model, device), fast
+
+
+# ----------------------------------------------------------------------------- command line
+def fast_dtype_name(text):
+    """A TEST.FAST_DTYPE name or alias ('bf16') -> the name; a ValueError for anything else."""
+    dtype = DTYPE_ALIASES.get(text, text) if isinstance(text, str) else text
+    if dtype not in DTYPES:
+        raise ValueError(f"expected one of {', '.join(DTYPES)} (or {', '.join(DTYPE_ALIASES)}), got {text!r}")
+    return dtype
+
+
+def _fast_dtype(text):
+    try:
+        return text if text == '' else fast_dtype_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_fast_argument(parser):
+    """`--fast [DTYPE]` of the test scripts, the demos and the benchmark."""
+    parser.add_argument('--fast', nargs='?', const='', default=None, type=_fast_dtype, metavar='DTYPE',
+                        help='inference fast path (TEST.FAST_PATH: BN folded into the convolutions, channels_last); '
+                             'DTYPE bfloat16 (bf16) or float16 (fp16, CUDA) adds autocast (TEST.FAST_DTYPE); '
+                             'each piece can be turned off with --set TEST.FAST_FOLD_BN=false, '
+                             'TEST.FAST_CHANNELS_LAST=false; TEST.FAST_COMPILE=true adds torch.compile')
+
+
+def fast_overrides(value):
+    """The config overrides (update_from_list items) of a parsed `--fast` value or of load_detector's `fast`:
+    None: none (the config's TEST.FAST_PATH); False: off; True or '': on (the config's TEST.FAST_DTYPE); a dtype
+    name or alias: on, in that dtype."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or value == '':
+        return [f"TEST.FAST_PATH={'false' if value is False else 'true'}"]
+    try:
+        return ['TEST.FAST_PATH=true', f'TEST.FAST_DTYPE={fast_dtype_name(value)}']
+    except ValueError as e:
+        raise ValueError(f'fast: {e}') from None
+
+
+def describe_fast_path(cfg):
+    """What a run with cfg infers with: FastPath.describe() of its fast path, or 'eager float32' when it is off."""
+    fast = FastPath.from_config(cfg)
+    return 'eager float32' if fast is None else fast.describe()
+
+
+def fast_path_tag(cfg):
+    """The test-folder suffix of cfg's fast path ('' when off), e.g. 'fast_fold_bn-channels_last-bfloat16'."""
+    fast = FastPath.from_config(cfg)
+    return '' if fast is None else 'fast_' + fast.describe().replace('+', '-').replace(' ', '-')

@@ -1,0 +1,301 @@
+"""The inference fast path (lib/model/fast_path.py, TEST.FAST_PATH / --fast): BN folding equals the unfolded
+model; through the fast path the MXNet parity fixtures still pass at float32 tolerance (each piece alone and
+all of them); channels_last maps go through DetectionHeads and the custom ops without copies; bfloat16
+autocast keeps rois and outputs in float32; torch.compile's entry points and its fallback; the config key,
+`--fast` and the test folders; the testers and demos run it."""
+import copy
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch.profiler import profile
+
+import lib.ops as ops
+from lib.config import load_config, update_from_list
+from lib.config.config import ConfigError, _defaults
+from lib.core import experiment
+from lib.core.experiment import parse_args
+from lib.model import fast_path as FP
+from lib.model.detection import DetectionHeads
+from lib.model.fast_path import FastPath, fast_overrides, fold_batchnorm
+from lib.model.frozen_bn import BN_TYPES
+from tests.small_run import ROOT
+from tests.test_convert_mxnet import FIX, _compare, _image, convert_params, fix, load_params, tiny_model
+
+REAL = ['experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
+        'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml']
+SYNTH = os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs', 'synthetic_vid_cpu.yaml')
+PIECES = {'all (float32)': FastPath(), 'fold_bn alone': FastPath(channels_last=False),
+          'channels_last alone': FastPath(fold_bn=False)}
+
+
+@pytest.fixture(scope='module')
+def golden():
+    z = np.load(os.path.join(FIX, 'parity_outputs.npz'))
+    return {k: z[k] for k in z.files}
+
+
+def parity_model(kind, fast=None):
+    model = tiny_model(kind)
+    model.load_state_dict(convert_params(load_params(fix(kind)), model).state_dict)
+    return fast.prepare(model, 'cpu') if fast is not None else model
+
+
+def detect_all(model, z):
+    """The parity outputs: the baseline's frame, or DFF's key frame and its current frame (from our key features)."""
+    key, cur, info = _image(z, 'key_image_u8'), _image(z, 'cur_image_u8'), torch.from_numpy(z['im_info'])
+    with torch.no_grad():
+        if not hasattr(model, 'detect_key'):
+            return {'rfcn': model.detect(key, info)}, model.feature(key)
+        out, feat = model.detect_key(key, info)
+        return {'dff_key': out, 'dff_cur': model.detect_cur(cur, info, key, feat)}, feat
+
+
+def randomise_bn(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, BN_TYPES):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.3)
+    return model
+
+
+# ------------------------------------------------------------------------------------------- BN folding
+@pytest.mark.parametrize('train_bn', [False, True])
+def test_bn_folding_equals_the_unfolded_model(train_bn):
+    """Frozen BN (the original) and nn.BatchNorm2d in eval mode (TRAIN_BN): folded into the convs, the
+    feature network gives the unfolded one's conv_feat (float rounding), no BN is left, folding twice is a
+    no-op and a model in training mode is refused."""
+    from rfcn.model import RFCN
+    cfg = update_from_list(load_config(SYNTH), [f'network.TRAIN_BN={str(train_bn).lower()}', 'device=cpu'])
+    torch.manual_seed(0)
+    model = randomise_bn(RFCN(cfg)).eval()
+    folded = copy.deepcopy(model)
+    n_bn = sum(isinstance(m, BN_TYPES) for m in model.modules())
+    assert fold_batchnorm(folded) == n_bn > 0
+    assert not any(isinstance(m, BN_TYPES) for m in folded.modules()) and folded.feature.backbone.conv1.bias is not None
+    assert fold_batchnorm(folded) == 0
+    x = torch.randn(1, 3, 96, 160) * 50
+    with torch.no_grad():
+        ref, got = model.feature(x), folded.feature(x)
+    assert ref.abs().max() > 0.1
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    with pytest.raises(ValueError, match='training mode'):
+        fold_batchnorm(copy.deepcopy(model).train())
+
+
+# ------------------------------------------------------------------------------------------- MXNet parity
+@pytest.mark.parametrize('kind', ['rfcn', 'dff'])
+@pytest.mark.parametrize('piece', list(PIECES))
+def test_mxnet_parity_through_the_fast_path(golden, kind, piece):
+    """The MXNet fixtures' rois (< 1e-3 px), cls_prob and bbox_pred (< 1e-4) through the float32 fast path: all
+    pieces, BN folding alone, channels_last alone; the features keep the parity test's 1e-5 relative bound."""
+    fast = copy.deepcopy(PIECES[piece])
+    outs, feat = detect_all(parity_model(kind, fast), golden)
+    g = golden['rfcn_conv_feat' if kind == 'rfcn' else 'dff_key_conv_feat']
+    assert np.abs(feat.float().numpy() - g).max() < 1e-5 * np.abs(g).max()
+    assert feat.is_contiguous(memory_format=torch.channels_last) == fast.channels_last
+    report = {}
+    for prefix, out in outs.items():
+        _compare(out, golden, prefix, report)
+
+
+@pytest.mark.parametrize('fast', [FastPath(fold_bn=False, channels_last=False, dtype='bfloat16'),
+                                  FastPath(dtype='bfloat16')], ids=['bfloat16 alone', 'all + bfloat16'])
+def test_bfloat16_autocast_keeps_the_ops_and_outputs_in_float32(golden, fast):
+    """Under bfloat16 autocast the networks run in bfloat16 (conv_feat is bfloat16, within bfloat16's precision
+    of float32's), while proposals, pooling, voting and box decoding stay float32: rois, cls_prob and bbox_pred
+    are float32 and sane."""
+    outs, feat = detect_all(parity_model('dff', fast), golden)
+    g = golden['dff_key_conv_feat']
+    assert feat.dtype == torch.bfloat16
+    assert np.abs(feat.float().numpy() - g).max() < 3e-2 * np.abs(g).max()
+    for out in outs.values():
+        assert {v.dtype for v in out.values()} == {torch.float32}
+        assert torch.isfinite(out['bbox_pred']).all() and out['rois'].shape == (300, 5)
+        torch.testing.assert_close(out['cls_prob'].sum(1), torch.ones(300))
+
+
+@pytest.mark.parametrize('k, dilation, padding, size', [(3, 6, 6, (10, 13)), (3, 3, 2, (7, 9)), (3, 6, 6, (3, 4)),
+                                                    (1, 4, 0, (5, 5)), (3, (3, 5), (1, 4), (9, 11))])
+def test_dilated_conv_as_one_matrix_product(k, dilation, padding, size):
+    """DilatedConvAsGemm (what the reduced-precision CPU path puts in place of a convolution with dilation > 2)
+    computes the convolution's sums: equal in float32 (NCHW and channels_last input, maps smaller than the
+    dilation too), its output channels_last; under bfloat16 autocast it returns bfloat16."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 5, k, padding=padding, dilation=dilation)
+    x = torch.randn(2, 6, *size)
+    gemm = FP.DilatedConvAsGemm(conv, torch.float32)
+    with torch.no_grad():
+        ref = conv(x)
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            out = gemm(inp)
+            assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = FP.DilatedConvAsGemm(conv, torch.bfloat16)(x)
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+
+
+def test_reduced_precision_converts_the_convolutions_once():
+    """FAST_DTYPE bfloat16: every convolution's weights are bfloat16 from the start (no cast per call), a
+    dilation-6 convolution becomes DilatedConvAsGemm on a CPU, while the BN statistics (unfolded) and the
+    heads' normalisation buffers stay float32."""
+    from dff_rfcn.model import DFF
+    cfg = update_from_list(load_config(SYNTH), ['device=cpu'])
+    torch.manual_seed(0)
+    model = FastPath(fold_bn=False, dtype='bfloat16').prepare(DFF(cfg).eval(), 'cpu')
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs and {m.weight.dtype for m in convs} == {torch.bfloat16}
+    assert isinstance(model.feature.feat_conv_3x3, FP.DilatedConvAsGemm)
+    assert model.feature.feat_conv_3x3.weight_matrix.dtype == torch.bfloat16
+    bns = [m for m in model.modules() if isinstance(m, BN_TYPES)]
+    assert bns and {m.running_var.dtype for m in bns} == {torch.float32}
+    assert model.heads.bbox_stds.dtype == torch.float32
+
+
+def test_float16_needs_cuda_and_unknown_dtypes_are_refused():
+    with pytest.raises(ValueError, match='float16 needs a CUDA device'):
+        FastPath(dtype='float16').prepare(tiny_model('rfcn'), 'cpu')
+    with pytest.raises(ValueError, match="TEST.FAST_DTYPE: expected one of float32, bfloat16, float16, got 'half'"):
+        FastPath(dtype='half')
+    with pytest.raises(ValueError, match='eval mode'):
+        FastPath().prepare(tiny_model('rfcn').train(), 'cpu')
+
+
+# ------------------------------------------------------------------------------------------- channels_last
+def test_channels_last_through_the_heads_and_the_ops_without_copies():
+    """DetectionHeads on a channels_last conv_feat (its RPN used .view, which such a map refused) gives the
+    contiguous map's outputs; psroi_pool and flow_warp read channels_last in place (the profiler sees no copy
+    of the map) with the same numbers, flow_warp's output keeps the format."""
+    cfg = update_from_list(load_config(SYNTH), ['device=cpu'])
+    torch.manual_seed(0)
+    heads = DetectionHeads(cfg).eval()
+    feat = torch.rand(1, 128, 12, 20) * 4
+    info = torch.tensor([[192.0, 320.0, 1.0]])
+    with torch.no_grad():
+        ref = heads(feat, info)
+        got = heads(feat.contiguous(memory_format=torch.channels_last), info)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-5, atol=1e-6)
+
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(2, 8 * 49, 20, 30, generator=g)
+    rois = torch.cat([torch.tensor([[0.], [1.]]).repeat(20, 1), torch.rand(40, 2, generator=g) * 200,
+                      torch.rand(40, 2, generator=g) * 200 + 250], 1)
+    data, flow = torch.randn(2, 64, 20, 30, generator=g), torch.randn(2, 2, 20, 30, generator=g) * 3
+    cl = {'maps': maps.contiguous(memory_format=torch.channels_last),
+          'data': data.contiguous(memory_format=torch.channels_last),
+          'flow': flow.contiguous(memory_format=torch.channels_last)}
+    with profile(record_shapes=True) as prof:
+        pooled = ops.psroi_pool(cl['maps'], rois, 1 / 16, 8, 7)
+        warped = ops.flow_warp(cl['data'], cl['flow'])
+    copies = [e.input_shapes for e in prof.events() if e.name in ('aten::copy_', 'aten::clone', 'aten::contiguous')]
+    big = [s for s in copies if s and s[0] and int(np.prod(s[0])) >= 2 * 20 * 30]
+    assert not big, big
+    assert torch.equal(pooled, ops.psroi_pool(maps, rois, 1 / 16, 8, 7))
+    assert torch.equal(warped, ops.flow_warp(data, flow))
+    assert warped.is_contiguous(memory_format=torch.channels_last) and not warped.is_contiguous()
+
+
+# ------------------------------------------------------------------------------------------- torch.compile
+def test_compile_entry_points_and_the_fallback(golden, capsys, monkeypatch):
+    """TEST.FAST_COMPILE: every inference entry point goes through torch.compile (here its 'eager' backend:
+    the tracing, without code generation) with the same outputs, and each first call's time is kept;
+    where torch.compile cannot run, one warning line and the eager path."""
+    fast = FastPath(compile=True, compile_backend='eager')
+    outs, _ = detect_all(parity_model('dff', fast), golden)
+    assert set(fast.first_call_s) == {'detect_key', 'detect_cur'} and min(fast.first_call_s.values()) > 0
+    ref, _ = detect_all(parity_model('dff', FastPath()), golden)
+    for k in ref:
+        for name in ref[k]:
+            torch.testing.assert_close(outs[k][name], ref[k][name])
+    monkeypatch.setattr(FP, 'compile_unavailable_reason', lambda device_type: 'no C++ compiler on PATH')
+    monkeypatch.setattr(torch, 'compile', lambda *a, **k: pytest.fail('torch.compile called'))
+    fallback = FastPath(compile=True)
+    outs, _ = detect_all(parity_model('rfcn', fallback), golden)
+    err = capsys.readouterr().err
+    assert 'warning: TEST.FAST_COMPILE: torch.compile is unavailable (no C++ compiler on PATH); running eager' in err
+    assert set(fallback.first_call_s) == {'detect'}
+
+
+# ------------------------------------------------------------------------------------------- config, CLI, runs
+def test_config_key_command_line_and_test_folder(tmp_path):
+    d = _defaults().TEST
+    assert d.FAST_PATH is False and FastPath.from_config(_defaults()) is None  # default: eager float32
+    for path in REAL:
+        text = open(os.path.join(ROOT, path)).read()
+        assert 'FAST' not in text and load_config(os.path.join(ROOT, path)).TEST.FAST_PATH is False
+    cfg = update_from_list(load_config(SYNTH), ['TEST.FAST_PATH=true', 'TEST.FAST_CHANNELS_LAST=false'])
+    assert FastPath.from_config(cfg) == FastPath(fold_bn=True, channels_last=False, dtype='float32')
+    with pytest.raises(ConfigError, match="--set: TEST.FAST_DTYPE: expected one of float32, bfloat16, float16, "
+                                          "got 'half'"):
+        update_from_list(load_config(SYNTH), ['TEST.FAST_DTYPE=half'])
+    with pytest.raises(ConfigError, match='TEST.FAST_PATH: expected true or false'):
+        update_from_list(load_config(SYNTH), ['TEST.FAST_PATH=yes please'])
+    assert fast_overrides(parse_args('', ['--cfg', 'x']).fast) == []
+    assert fast_overrides(parse_args('', ['--cfg', 'x', '--fast']).fast) == ['TEST.FAST_PATH=true']
+    assert fast_overrides(parse_args('', ['--cfg', 'x', '--fast', 'bf16']).fast) == ['TEST.FAST_PATH=true',
+                                                                                    'TEST.FAST_DTYPE=bfloat16']
+    with pytest.raises(SystemExit):
+        parse_args('', ['--cfg', 'x', '--fast', 'fp8'])
+    yaml_cfg = load_config(SYNTH)
+    fast_cfg = update_from_list(load_config(SYNTH), fast_overrides('bfloat16'))
+    test_dir = str(tmp_path / 'VID_val_frames')
+    assert experiment.test_folder(test_dir, yaml_cfg, yaml_cfg) == test_dir
+    assert experiment.test_folder(test_dir, fast_cfg, yaml_cfg) == test_dir + '_fast_fold_bn-channels_last-bfloat16'
+
+
+def test_tester_runs_the_fast_path_on_a_copy_and_records_it(tmp_path):
+    """run_model_test with TEST.FAST_PATH: the detections of the float32 fast path are the eager ones (same
+    mAP, same rows), eval.json records the pieces, and the model handed in (just trained) keeps its BN."""
+    import json
+
+    from lib.dataset.synthetic_vid import ensure_dataset
+    from rfcn.model import RFCN
+    from rfcn.tester import test_rfcn
+    from tests.small_run import tiny_overrides
+    cfg = update_from_list(load_config(SYNTH), tiny_overrides(tmp_path) + ['device=cpu'])
+    ensure_dataset(cfg.dataset.dataset_path, **dict(cfg.dataset.SYNTHETIC))
+    torch.manual_seed(0)
+    model = randomise_bn(RFCN(cfg))
+    eager = test_rfcn(cfg, None, str(tmp_path / 'eager'), model=model)
+    fast = test_rfcn(update_from_list(copy.deepcopy(cfg), fast_overrides('')), None, str(tmp_path / 'fast'),
+                     model=model)
+    assert any(isinstance(m, BN_TYPES) for m in model.modules()) and model.feature.backbone.conv1.bias is None
+    assert fast['mAP'] == pytest.approx(eager['mAP'], abs=1e-3)
+    rows = [np.loadtxt(r['det_file'], ndmin=2) for r in (eager, fast)]
+    assert rows[0].shape == rows[1].shape and len(rows[0]) > 0
+    np.testing.assert_allclose(rows[1], rows[0], atol=2e-4 + 1e-2)
+    recorded = json.load(open(fast['eval_json']))['run']['settings']['FAST_PATH']
+    assert recorded == {'fold_bn': True, 'channels_last': True, 'dtype': 'float32', 'compile': False}
+
+
+def test_demo_fast_flag(tmp_path):
+    """rfcn/demo.py --fast (through rfcn/api.py's load_detector) detects what the eager demo detects."""
+    import cv2
+
+    from lib.utils.checkpoint import save_checkpoint
+    from rfcn.demo import main
+    from rfcn.model import RFCN
+    sets = ['SCALES=[96,160]', 'device=cpu']
+    torch.manual_seed(0)
+    ck = str(tmp_path / 'rfcn.pth')
+    save_checkpoint(ck, {'model': randomise_bn(RFCN(update_from_list(load_config(SYNTH), sets))).state_dict()})
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(frames / f'{i}.png'), rng.integers(0, 255, (96, 160, 3), dtype=np.uint8))
+    runs = [main(['--cfg', SYNTH, '--checkpoint', ck, '--input', str(frames), '--output', str(tmp_path / name),
+                  '--quiet', '--thresh', '0.01', *flag, '--set', *sets]) for name, flag in (('e', []), ('f', ['--fast']))]
+    assert sum(len(d) for d in runs[0]['detections']) > 0
+    assert (runs[0]['fast_path'], runs[1]['fast_path']) == ('eager float32', 'fold_bn+channels_last')
+    for a, b in zip(runs[0]['detections'], runs[1]['detections']):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3)
