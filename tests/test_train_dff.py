@@ -77,9 +77,11 @@ def test_main_job_on_a_tiny_dataset(tmp_path):
     from lib.model.fast_path import cpu_bfloat16_native
     frows = [l for l in fast.split('\n\n')[1].splitlines() if l.startswith('| ') and 's/frame' not in l]
     assert [r.split('|')[1].strip() for r in frows] == ['eager', 'fast'] + ['fast-bfloat16'] * cpu_bfloat16_native()
-    for r in frows:
-        cells = [c.strip() for c in r.split('|')[2:7]]
-        assert float(cells[0]) > 0 and float(cells[1]) > 0 and all(c.endswith('x') for c in cells[2:])
+    for r in frows:  # baseline, key, non-key, average (s); speed-up (% of the FLOP ratio); the two gains
+        cells = [c.strip() for c in r.split('|')[2:10]]
+        assert all(float(c) > 0 for c in cells[:4])
+        assert re.fullmatch(r'\d+\.\d\dx \(\d+% of \d+\.\d\dx\)', cells[4]), cells[4]
+        assert cells[5].endswith('x') and cells[6].endswith('x')
     srows += frows
     assert 'FlowNet-S pretraining: validation EPE' in out
     table = open(os.path.join(tmp_path, 'output', 'synthetic_table.md')).read()
