@@ -64,10 +64,11 @@ def load_detector(checkpoint, cfg=None, device='cpu', key_interval=10, overrides
     auto (None: the config's). fast: the inference fast path (docs/benchmark.md): None: the config's
     TEST.FAST_PATH; True: BN folded, channels_last; 'bfloat16' / 'float16' (CUDA): and autocast in that dtype;
     False: off."""
-    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device, fast)
+    keep = {}  # the checkpoint read for its stored config is not read again for its weights
+    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device, fast, keep=keep)
     interval = key_frame_interval(key_interval, cfg)
     class_names = class_names_from_cfg(cfg)
-    model, dev = build_model(DFF, checkpoint, cfg, log=log)
+    model, dev = build_model(DFF, checkpoint, cfg, log=log, weights=keep.get('weights'))
 
     @contextlib.contextmanager
     def session(with_flow=False):

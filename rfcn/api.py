@@ -28,9 +28,10 @@ def load_detector(checkpoint, cfg=None, device='cpu', overrides=(), fast=None, l
     default: the config stored in the checkpoint, else the real ImageNet VID yaml (DEFAULT_CFG). overrides:
     'KEY=VALUE' config changes. device: cpu, cuda, cuda:N or auto (None: the config's). fast: the inference
     fast path, as in dff_rfcn/api.py load_detector."""
-    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device, fast)
+    keep = {}  # the checkpoint read for its stored config is not read again for its weights
+    cfg = detector_config(checkpoint, cfg, DEFAULT_CFG, overrides, device, fast, keep=keep)
     class_names = class_names_from_cfg(cfg)
-    model, dev = build_model(RFCN, checkpoint, cfg, log=log)
+    model, dev = build_model(RFCN, checkpoint, cfg, log=log, weights=keep.get('weights'))
 
     @torch.no_grad()
     def detect_chunk(indices, data, im_info):  # every frame its own forward, or demo_batch.py's chunk in one

@@ -293,3 +293,27 @@ def test_memory_stays_flat_over_a_long_stream(checkpoints, tmp_path):
         assert peaks[n]['frames'] == n
     for key in ('rss_peak', 'traced_peak'):
         assert peaks[300][key] <= 1.10 * peaks[30][key], (key, peaks)
+
+
+@pytest.mark.parametrize('api', ['dff_rfcn', 'rfcn'])
+def test_a_checkpoint_is_read_once(checkpoints, monkeypatch, api):
+    """Without cfg the checkpoint is read for its stored config; its weights come from that same read (a
+    real checkpoint is hundreds of MB). With cfg it is read once, for the weights."""
+    import importlib
+
+    from lib.model import weights as W
+    reads = []
+    real = W.load_torch
+
+    def counting(path, *a, **k):
+        reads.append(os.path.abspath(path))
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(W, 'load_torch', counting)
+    load_detector = importlib.import_module(f'{api}.api').load_detector
+    ckpt = checkpoints[0] if api == 'dff_rfcn' else checkpoints[1]
+    load_detector(ckpt, log=lambda *a: None)
+    assert reads == [os.path.abspath(ckpt)]
+    reads.clear()
+    load_detector(ckpt, cfg=_cfg(), log=lambda *a: None)
+    assert reads == [os.path.abspath(ckpt)]

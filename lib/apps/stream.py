@@ -358,20 +358,24 @@ def result_rows(result):
 # ---------------------------------------------------------------------------------------------------
 # config and model
 
-def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), device=None, fast=None):
+def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), device=None, fast=None, keep=None):
     """The config a detector is built from: `cfg` (a yaml path or a config) when given, else the config the
     checkpoint stores (a training checkpoint of this project), else `default_yaml` (an official .params, a
     bare state dict); then the 'KEY=VALUE' overrides; then `fast` (the inference fast path, TEST.FAST_PATH /
     FAST_DTYPE: None: the config's; False: off; True: on; 'bfloat16', 'float16' (CUDA), 'float32': on, in
     that dtype; lib/model/fast_path.py fast_overrides); then `device` (cpu, cuda, cuda:N, auto; None: the
     config's), which must be there. Errors name the file or key at fault (a missing checkpoint given with a
-    cfg: when its weights are loaded)."""
+    cfg: when its weights are loaded). keep: a dict that receives the checkpoint's content ('weights') when it
+    was read for its stored config; build_model(..., weights=keep.get('weights')) then does not read it again."""
     checkpoint = os.fspath(checkpoint)
     if cfg is None:
         if not os.path.isfile(checkpoint):
             raise FileNotFoundError(f"checkpoint not found: {checkpoint} (a .pth of this project or an official "
                                     f".params)")
-        stored = None if checkpoint.endswith('.params') else read_weights(checkpoint)[2]
+        weights = None if checkpoint.endswith('.params') else read_weights(checkpoint)
+        stored = None if weights is None else weights[2]
+        if keep is not None and weights is not None:
+            keep['weights'] = weights
         if isinstance(stored, dict):
             cfg = config_from_dict(stored, f"{checkpoint} (the config it stores; pass cfg= for another)")
         else:
@@ -389,13 +393,14 @@ def detector_config(checkpoint, cfg=None, default_yaml=None, overrides=(), devic
     return cfg
 
 
-def build_model(model_cls, checkpoint, cfg, log=print):
+def build_model(model_cls, checkpoint, cfg, log=print, weights=None):
     """model_cls(cfg) with the checkpoint's weights (lib/model/weights.py load_model_weights: a .pth of this
     project or an official .params), on the config's device, in eval mode, with the config's inference fast
-    path (TEST.FAST_PATH, lib/model/fast_path.py). Returns (model, torch.device)."""
+    path (TEST.FAST_PATH, lib/model/fast_path.py). weights: the file's content if detector_config read it
+    already (its `keep`). Returns (model, torch.device)."""
     device = torch.device(resolve_device(cfg))
     model = model_cls(cfg)
-    load_model_weights(model, os.fspath(checkpoint), cfg=cfg, log=log)
+    load_model_weights(model, os.fspath(checkpoint), cfg=cfg, log=log, read=weights)
     return prepare_inference(model.to(device).eval(), cfg, device)[0], device
 
 

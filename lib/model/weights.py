@@ -202,11 +202,12 @@ def read_weights(path, bare=''):
 
 
 def load_weights(module, path, *, at=None, bare=None, partial=False, skip=(), kinds=None, cfg=None, log=print,
-                 loaded=None, **convert_kw):
+                 loaded=None, read=None, **convert_kw):
     """Load the file at `path` into `module` (mapping: the module docstring). kinds: the kinds of official
     .params accepted (convert_mxnet.KINDS); cfg: the config the module was built from (compared with the
     checkpoint's on a mismatch); loaded: the content of the .params' cache if the caller has read it
-    already. Returns a dict: path, place (where the file's keys sit in a whole model), loaded (module keys
+    already; read: read_weights(path)'s result if the caller has it (a .pth or bare file read once). Returns a
+    dict: path, place (where the file's keys sit in a whole model), loaded (module keys
     filled), unused (file keys not used), checkpoint (the dict read; for a .params, its conversion as a
     checkpoint), kind (of a .params, else None)."""
     path = os.fspath(path)
@@ -222,20 +223,20 @@ def load_weights(module, path, *, at=None, bare=None, partial=False, skip=(), ki
               'converted_from': os.path.abspath(path)}
         return {'path': path, 'place': place, 'loaded': [_join(info['module_path'], k) for k in keys],
                 'unused': unused, 'checkpoint': ck, 'kind': info['kind']}
-    if not os.path.isfile(path):
+    if read is None and not os.path.isfile(path):
         raise FileNotFoundError(f'weights not found: {path}')
-    state, place, stored_cfg, obj = read_weights(path, at if bare is None else bare)
+    state, place, stored_cfg, obj = read if read is not None else read_weights(path, at if bare is None else bare)
     keys, unused = apply_state_dict(module, state, path, at=at, place=place, partial=partial, skip=skip, cfg=cfg,
                                     stored_cfg=stored_cfg)
     return {'path': path, 'place': place, 'loaded': keys, 'unused': unused, 'checkpoint': obj, 'kind': None}
 
 
-def load_model_weights(model, path, cfg=None, log=print):
+def load_model_weights(model, path, cfg=None, log=print, read=None):
     """A trained model for testing: a checkpoint of this project or an official trained .params
     (rfcn_vid-0000.params, rfcn_dff_flownet_vid-0000.params: converted on the fly, `rfcn_bbox_*_test`
     preferred, cached as <path minus .params>.pth next to it when the folder is writable). The file must
     fill the whole model. Returns the checkpoint dict (for a .params: its conversion)."""
-    return load_weights(model, path, kinds=('rfcn', 'dff'), cfg=cfg, log=log)['checkpoint']
+    return load_weights(model, path, kinds=('rfcn', 'dff'), cfg=cfg, log=log, read=read)['checkpoint']
 
 
 # ------------------------------------------------------------------------------------------- pretrained
