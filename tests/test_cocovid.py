@@ -340,3 +340,14 @@ def test_training_and_testing_on_the_cocovid_copy_give_the_same_detections_and_m
     (scores_a, dets_a), (scores_b, dets_b) = results['ilsvrc'], results['cocovid']
     assert dets_a and dets_a == dets_b
     assert scores_a == scores_b and scores_a['mAP'] > 0 and scores_a['num_frames'] == 8
+    # the evaluator re-scores the CocoVID test's file from the same config (its json is the ground truth)
+    test_dir = os.path.join(tmp_path, 'out_cocovid', 'synthetic_vid_cpu', test_set)
+    out_json = str(tmp_path / 'rescored.json')
+    overrides = [s for s in tiny_overrides(tmp_path) if not s.startswith('output_path=')]
+    proc = subprocess.run([sys.executable, '-m', 'lib.evaluation.imagenet_vid_eval', '--dets',
+                           os.path.join(test_dir, f'det_{test_set}_all.txt'), '--cfg', cfg, '--out', out_json,
+                           '--set', *overrides, *coco_sets(str(tmp_path)), *common], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    rescored = json.load(open(out_json))
+    assert {k: rescored[k] for k in scores_b} == scores_b

@@ -373,6 +373,13 @@ def test_cli_writes_eval_json(tmp_path, capsys):
     assert saved["AP"]["airplane"] == pytest.approx(2 / 3) and saved["AP"]["zebra"] is None
     assert saved["time_per_image_s"] is None and saved["num_frames"] == 3
     assert set(saved["motion"]) == {"slow", "medium", "fast"}
+    # the ground truth comes from --cfg or from --eval-list + --annotations, not from both or neither
+    for bad, message in ((argv[:2] + ["--out", str(out)], "give --cfg (the test's config), or --eval-list and "
+                                                          "--annotations"),
+                         (argv + ["--cfg", "x.yaml"], "--cfg takes the frames and the ground truth from the config"),
+                         (argv + ["--set", "TEST.NMS=0.4"], "--set applies to --cfg")):
+        assert ve.main(bad) == 2
+        assert message in capsys.readouterr().err
 
     # a bad input gives an error message and a non-zero exit, not a traceback
     assert ve.main(argv[:1] + [str(tmp_path / "nope.txt")] + argv[2:]) == 2

@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 import lib.ops as ops
 from lib.dataset.loader import make_imdb
-from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, load_gt, make_gt, print_ap_table,
-                                              read_detections, write_eval_json, write_frame_list)
+from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, imdb_annotations, load_gt,
+                                              print_ap_table, read_detections, write_eval_json, write_frame_list)
 from lib.model.fast_path import FastPath
 from lib.model.weights import load_model_weights
 from lib.utils import dist
@@ -270,11 +270,7 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
         fast.prepare(model, dev)
         settings = dict(settings or {}, FAST_PATH=fast.settings())
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
-    if hasattr(imdb, 'eval_records'):  # ground truth from the dataset itself (CocoVID json), not from XML files
-        def annotation_root(frames, class_to_index, cache_file=None):
-            return make_gt(frames, imdb.eval_records(frames, class_to_index), class_to_index)
-    else:
-        annotation_root = os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
+    annotation_root = imdb_annotations(imdb)  # the XML folder, or the dataset's own records (CocoVID json)
     run_info = run_record(cfg, checkpoint, dev, settings) if dist.rank() == 0 else None
     result = run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
                       annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,

@@ -59,8 +59,8 @@ import warnings
 
 import numpy as np
 
-from lib.config import load_config
-from lib.dataset.loader import get_imdb_class
+from lib.config import load_config, update_from_list
+from lib.dataset.loader import get_imdb_class, make_imdb
 from lib.dataset.vid_annotations import parse_vid_xml
 from lib.dataset.vid_classes import dataset_classes, get_class_list, wnid_to_index
 from lib.utils.fileio import atomic_write, load_data_pickle, write_text
@@ -666,6 +666,31 @@ def evaluate_det_file(det_path, eval_list, annotation_root, classes="imagenet_vi
     return evaluate_detections(dets, gt, len(names), motion=motion, class_names=names, verbose=verbose)
 
 
+def imdb_annotations(imdb):
+    """Where the ground truth of a test imdb comes from, as run_test and the CLI read it: the XML folder of
+    an ILSVRC-layout dataset (for load_gt), or, for a dataset that carries its own records (CocoVID json:
+    `eval_records`), a function (frames, class_to_index, cache_file=None) -> the ground truth (make_gt)."""
+    if hasattr(imdb, 'eval_records'):
+        def load(frames, class_to_index, cache_file=None):
+            return make_gt(frames, imdb.eval_records(frames, class_to_index), class_to_index)
+        return load
+    return os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
+
+
+def evaluate_det_file_of_config(det_path, cfg, motion=True, verbose=True):
+    """Score a detections file against the test set of a config (dataset.test_image_set of any dataset the
+    port reads: ILSVRC layout, CocoVID json, synthetic). Returns (result, class names)."""
+    imdb = make_imdb(cfg, cfg.dataset.test_image_set)
+    frames = [(f['index'], f['frame_id']) for f in imdb.test_frames()]
+    class_to_index = {w: i for i, w in enumerate(imdb.wnids) if i > 0}
+    source = imdb_annotations(imdb)
+    gt = source(frames, class_to_index) if callable(source) else load_gt(source, frames, class_to_index)
+    names = list(imdb.classes)
+    result = evaluate_detections(read_detections(det_path).reshape(-1, 7), gt, len(names), motion=motion,
+                                 class_names=names, verbose=verbose)
+    return result, names
+
+
 def write_eval_json(path, result, time_per_image_s=None):
     """Write the result (plus ``time_per_image_s``, null when unknown) as strict JSON, atomically."""
     payload = dict(result)
@@ -679,9 +704,15 @@ def main(argv=None):
         prog="python -m lib.evaluation.imagenet_vid_eval",
         description="Re-score a saved ImageNet VID detections file (frame_id class score x1 y1 x2 y2).")
     parser.add_argument("--dets", required=True, help="detections file, e.g. results/det_VID_val_frames_all.txt")
-    parser.add_argument("--eval-list", required=True,
+    parser.add_argument("--cfg", default=None,
+                        help="the yaml config the test ran with: its dataset.test_image_set is the ground truth, "
+                             "whatever the dataset (ILSVRC layout, CocoVID json, synthetic); instead of "
+                             "--eval-list / --annotations / --classes")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="with --cfg: config overrides, as the test's --set")
+    parser.add_argument("--eval-list", default=None,
                         help="frame list ('frame_path frame_id') or video list ('video_dir start 0 n')")
-    parser.add_argument("--annotations", required=True, help="annotation root, e.g. data/ILSVRC2015/Annotations/VID")
+    parser.add_argument("--annotations", default=None, help="annotation root, e.g. data/ILSVRC2015/Annotations/VID")
     parser.add_argument("--classes", default="imagenet_vid",
                         help="registered class list name (imagenet_vid, synthetic_vid) or the yaml config of a dataset "
                              "of your own (its dataset.CLASSES)")
@@ -693,9 +724,20 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.dets)), "eval.json")
     try:
-        names, _ = resolve_classes(args.classes)
-        result = evaluate_det_file(args.dets, args.eval_list, args.annotations, classes=args.classes,
-                                   cache_file=args.cache, motion=not args.no_motion)
+        if args.cfg is not None:
+            if args.eval_list or args.annotations:
+                raise ValueError("--cfg takes the frames and the ground truth from the config's test set: "
+                                 "leave out --eval-list and --annotations")
+            cfg = update_from_list(load_config(args.cfg), args.set)
+            result, names = evaluate_det_file_of_config(args.dets, cfg, motion=not args.no_motion)
+        else:
+            if not (args.eval_list and args.annotations):
+                raise ValueError("give --cfg (the test's config), or --eval-list and --annotations")
+            if args.set:
+                raise ValueError("--set applies to --cfg")
+            names, _ = resolve_classes(args.classes)
+            result = evaluate_det_file(args.dets, args.eval_list, args.annotations, classes=args.classes,
+                                       cache_file=args.cache, motion=not args.no_motion)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", file=sys.stderr)
         return 2
