@@ -36,10 +36,8 @@ from lib.utils.image import prepare_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-STRIDE = 16
 
-
-def _cell_means(x, im_scale, feat_hw, mode, stride=STRIDE):
+def _cell_means(x, im_scale, feat_hw, mode, stride):
     """(1, C, H, W) map of the original frame -> (C, h, w): resized with the image (`mode`), averaged over
     each stride x stride cell (ceil), cropped to the feature map."""
     if im_scale != 1.0:
@@ -48,13 +46,13 @@ def _cell_means(x, im_scale, feat_hw, mode, stride=STRIDE):
     return F.avg_pool2d(x, stride, stride, ceil_mode=True)[0, :, :feat_hw[0], :feat_hw[1]]
 
 
-def feature_flow(flow, im_scale, feat_hw, stride=STRIDE):
+def feature_flow(flow, im_scale, feat_hw, stride):
     """Pixel flow (H, W, 2) of the original frame -> (2, h, w) in feature cells of the resized image."""
     g = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))[None].float() * im_scale
     return _cell_means(g, im_scale, feat_hw, 'bilinear', stride) / stride
 
 
-def object_cells(label, im_scale, feat_hw, stride=STRIDE):
+def object_cells(label, im_scale, feat_hw, stride):
     """Cells of the feature map more than half covered by objects (label > 0)."""
     m = torch.from_numpy((label > 0).astype(np.float32))[None, None]
     return _cell_means(m, im_scale, feat_hw, 'nearest', stride)[0] > 0.5

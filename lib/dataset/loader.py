@@ -165,7 +165,7 @@ class BatchCollator:
                 batch[key] = out
         batch['im_info'] = torch.from_numpy(np.stack([it['im_info'] for it in items]))
         batch['gt_boxes'] = [torch.from_numpy(it['gt_boxes']) for it in items]
-        n2 = 4 if int(self.cfg.network.RPN_FEAT_STRIDE) == 16 else 3
+        n2 = int(self.cfg.network.RPN_FEAT_STRIDE).bit_length() - 1  # stride-2 layers: 4 for 16, 3 for 8
         fh, fw = feature_size(H, n2), feature_size(W, n2)
         targets = [assign_anchor(fh, fw, torch.from_numpy(it['gt_boxes']), float(it['im_info'][0]),
                                  float(it['im_info'][1]), self.cfg,
