@@ -21,16 +21,16 @@ CFG = os.path.join(ROOT, 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml')
 def test_feature_flow_is_in_cells_of_the_resized_image():
     flow = np.zeros((40, 72, 2), np.float32)
     flow[..., 0], flow[..., 1] = 16.0, -8.0
-    g = feature_flow(flow, 1.0, (3, 5))
+    g = feature_flow(flow, 1.0, (3, 5), 16)
     assert g.shape == (2, 3, 5)
     assert torch.allclose(g[0], torch.ones(3, 5)) and torch.allclose(g[1], torch.full((3, 5), -0.5))
-    g2 = feature_flow(flow, 2.0, (5, 9))  # the image and its flow double: 32 px = 2 cells
+    g2 = feature_flow(flow, 2.0, (5, 9), 16)  # the image and its flow double: 32 px = 2 cells
     assert torch.allclose(g2[0], torch.full((5, 9), 2.0)) and torch.allclose(g2[1], torch.full((5, 9), -1.0))
     label = np.zeros((40, 72), np.uint8)
     label[:16, :16] = 1   # cell (0, 0) fully object, (0, 1) 7/16, (0, 2) exactly half: only the first counts
     label[:7, 16:32] = 1
     label[:, 32:40] = 1
-    m = object_cells(label, 1.0, (3, 5))
+    m = object_cells(label, 1.0, (3, 5), 16)
     assert m[0, 0] and not m[0, 1] and int(m.sum()) == 1
 
 
