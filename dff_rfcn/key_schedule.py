@@ -8,24 +8,37 @@ VideoDetector asks for every frame, so the test, the demo and the Python API sha
     1. 'max_interval': TEST.KEY_FRAME_MAX_INTERVAL frames since the last key frame;
     2. 'cut': a shot cut, seen before FlowNet runs: the colour histograms of this frame and the previous
        one differ by more than TEST.KEY_FRAME_CUT_THRESH (half the L1 distance, 0 = same, 1 = disjoint);
-    3. 'propagation': after FlowNet (which the non-key path runs anyway), the key frame's image, averaged
-       to the feature map's cells and warped along the flow exactly as its features will be, disagrees with
-       the current frame's (by more than TEST.KEY_FRAME_WARP_ERROR grey levels, mean over the colours) on more
-       than TEST.KEY_FRAME_BAD_FRACTION of the cells: content the key frame did not see (an object that
-       entered, a region uncovered) or motion the flow did not follow. Cells whose flow leaves the key
-       frame (a border the camera uncovered) do not count.
+    3. 'propagation': after FlowNet (which the non-key path runs anyway), the frame's propagation error:
+       the fraction of the feature map's cells where the key frame's image, averaged to the cells and warped
+       along the flow exactly as its features will be, disagrees with the current frame's (by more than
+       TEST.KEY_FRAME_WARP_ERROR grey levels, mean over the colours): content the key frame did not see (an
+       object that entered, a region uncovered) or motion the flow did not follow; cells whose flow leaves
+       the key frame (a border the camera uncovered) do not count. Plus TEST.KEY_FRAME_SCORE_DROP x how much
+       the key frame's objects have lost in score since (KeyObjects: each followed frame to frame through
+       the detections). TEST.KEY_FRAME_TRIGGER decides with it:
+         'fraction': the error exceeds TEST.KEY_FRAME_BAD_FRACTION;
+         'renewal': g x error - (sum of the errors of the g frames since the key frame) exceeds
+           TEST.KEY_FRAME_RENEWAL_COST: the replacement rule for a part that wears (Barlow & Proschan's age
+           replacement): a key frame costs RENEWAL_COST, each propagated frame costs its error, and
+           renewing now pays off once the error has grown that much above its average since the key frame.
+           A fast-growing error renews early, a slow one late but still (no fixed threshold to stay under).
   The frame that fails a test becomes a key frame itself (the full network runs on it).
 
-The schedules only look at tensors (the network input of the frame and FlowNet's flow); they keep no
-model. `schedule_from_config` builds the one a config (or a key interval given as a number or 'adaptive')
-asks for.
+The schedules only look at tensors (the network input of the frame, FlowNet's flow and the detector's
+per-roi scores and boxes, handed over by VideoDetector through after_detect); they keep no model.
+`schedule_from_config` builds the one a config (or a key interval given as a number or 'adaptive') asks for.
 """
 import torch
 import torch.nn.functional as F
 
 import lib.ops as ops
+from lib.bbox.bbox_transform import bbox_overlaps
 
 SCHEDULES = ('fixed', 'adaptive')
+TRIGGERS = ('fraction', 'renewal')
+KEY_OBJECT_SCORE = 0.5  # a key frame's detection (best foreground class) above this score is followed ...
+KEY_OBJECT_NMS = 0.3    # ... once per object (the test's NMS overlap, class-agnostic) ...
+FOLLOW_IOU = 0.5        # ... to the best-scoring box that overlaps its last box by more than this IoU
 HIST_BINS = 32
 HIST_RANGE = (-160.0, 160.0)  # the network input is mean-subtracted 0..255 colour: values outside are clamped
 
@@ -64,6 +77,46 @@ def warp_disagreement(cur, key, flow):
     return torch.where(inside, err, torch.zeros_like(err))
 
 
+def foreground(scores, boxes):
+    """Per roi: the best foreground score (R,) and its box (R, 4), from a detector's scores (R, C) and boxes (R, 4),
+    (R, 8) (class-agnostic: background, foreground) or (R, 4C)."""
+    fg, cls = scores[:, 1:].max(1)
+    boxes = boxes.reshape(len(boxes), boxes.shape[1] // 4, 4)
+    if boxes.shape[1] == 1:
+        return fg, boxes[:, 0]
+    if boxes.shape[1] == 2:
+        return fg, boxes[:, 1]
+    return fg, boxes[torch.arange(len(boxes)), cls + 1]
+
+
+class KeyObjects:
+    """The objects a key frame detected (boxes scoring above KEY_OBJECT_SCORE, one per object after NMS) and
+    their scores since: each frame, an object takes the best score among the boxes that overlap its last box
+    by more than FOLLOW_IOU (and that box's place); none: score 0. `drop`: the sum over the objects of how
+    much they scored less than on the key frame (0 on the key frame)."""
+
+    def __init__(self):
+        self.boxes, self.key_scores, self.drop = torch.zeros(0, 4), torch.zeros(0), 0.0
+
+    def start(self, scores, boxes):
+        fg, box = foreground(scores.detach().float().cpu(), boxes.detach().float().cpu())
+        keep = fg > KEY_OBJECT_SCORE
+        fg, box = fg[keep], box[keep]
+        keep = ops.nms(box, fg, KEY_OBJECT_NMS) if len(fg) else torch.zeros(0, dtype=torch.int64)
+        self.boxes, self.key_scores, self.drop = box[keep], fg[keep], 0.0
+
+    def follow(self, scores, boxes):
+        fg, box = foreground(scores.detach().float().cpu(), boxes.detach().float().cpu())
+        if not len(self.boxes) or not len(fg):
+            self.drop = float(self.key_scores.sum())  # nothing left to follow them to
+            return
+        near = bbox_overlaps(self.boxes, box) > FOLLOW_IOU
+        best, idx = torch.where(near, fg[None, :], torch.full_like(near, -1, dtype=fg.dtype)).max(1)
+        found = best >= 0
+        self.drop = float((self.key_scores - best.clamp_min(0)).clamp_min(0).sum())
+        self.boxes = torch.where(found[:, None], box[idx], self.boxes)
+
+
 class FixedSchedule:
     """The original's schedule: a key frame every `interval` frames of a video, from frame 0."""
 
@@ -91,6 +144,9 @@ class FixedSchedule:
     def after_flow(self, data, key_data, flow):
         return None
 
+    def after_detect(self, scores, boxes, is_key):
+        """Called with every frame's detections (scores (R, C), boxes (R, 4k)) and whether it was a key frame."""
+
     def signals(self):
         return {}
 
@@ -101,30 +157,40 @@ class AdaptiveSchedule:
     name = 'adaptive'
     checks_propagation = True
 
-    def __init__(self, max_interval=30, cut_thresh=0.1, warp_error=32.0, bad_fraction=0.03):
+    def __init__(self, max_interval=30, cut_thresh=0.1, warp_error=32.0, bad_fraction=0.03, trigger='renewal',
+                 renewal_cost=0.325, score_drop=0.05):
         self.max_interval = int(max_interval)
         self.cut_thresh, self.warp_error, self.bad_fraction = float(cut_thresh), float(warp_error), float(bad_fraction)
+        self.trigger, self.renewal_cost, self.score_drop = str(trigger), float(renewal_cost), float(score_drop)
         if self.max_interval < 1:
             raise ValueError(f"TEST.KEY_FRAME_MAX_INTERVAL must be at least 1, got {self.max_interval}")
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"TEST.KEY_FRAME_TRIGGER: expected one of {', '.join(TRIGGERS)}, got {self.trigger!r}")
         for key, v in (('KEY_FRAME_CUT_THRESH', self.cut_thresh), ('KEY_FRAME_WARP_ERROR', self.warp_error),
-                       ('KEY_FRAME_BAD_FRACTION', self.bad_fraction)):
+                       ('KEY_FRAME_BAD_FRACTION', self.bad_fraction), ('KEY_FRAME_RENEWAL_COST', self.renewal_cost),
+                       ('KEY_FRAME_SCORE_DROP', self.score_drop)):
             if not v >= 0:
                 raise ValueError(f"TEST.{key} must be >= 0, got {v}")
         self._prev_hist = None
         self._signals = {}
+        self._since, self._errors = None, 0.0  # frames since the key frame; sum of their propagation errors
+        self.objects = KeyObjects()
 
     def settings(self):
         return {'KEY_FRAME_SCHEDULE': self.name, 'KEY_FRAME_MAX_INTERVAL': self.max_interval,
                 'KEY_FRAME_CUT_THRESH': self.cut_thresh, 'KEY_FRAME_WARP_ERROR': self.warp_error,
-                'KEY_FRAME_BAD_FRACTION': self.bad_fraction}
+                'KEY_FRAME_BAD_FRACTION': self.bad_fraction, 'KEY_FRAME_TRIGGER': self.trigger,
+                'KEY_FRAME_RENEWAL_COST': self.renewal_cost, 'KEY_FRAME_SCORE_DROP': self.score_drop}
 
     def start_video(self, video, position):
         self._prev_hist = None
+        self._since, self._errors = None, 0.0
 
     def before_flow(self, position, since_key, data):
         hist = colour_histograms(data)
         prev, self._prev_hist = self._prev_hist, hist
         self._signals = {}
+        self._since = since_key
         if since_key is None:
             return None
         if since_key >= self.max_interval:
@@ -138,11 +204,28 @@ class AdaptiveSchedule:
 
     def after_flow(self, data, key_data, flow):
         bad = float((warp_disagreement(data, key_data, flow) > self.warp_error).float().mean())
-        self._signals['bad_fraction'] = bad
-        return 'propagation' if bad > self.bad_fraction else None
+        error = bad + self.score_drop * self.objects.drop
+        self._signals.update(bad_fraction=bad, score_drop=self.objects.drop, error=error)
+        if self.trigger == 'fraction':
+            return 'propagation' if error > self.bad_fraction else None
+        self._errors += error
+        gain = self._since * error - self._errors
+        self._signals['renewal'] = gain
+        return 'propagation' if gain > self.renewal_cost else None
+
+    def after_detect(self, scores, boxes, is_key):
+        """The frame's detections (scores (R, C), boxes (R, 4k)): a key frame's objects are followed from here
+        on (and the propagation errors summed from here on); a propagated frame's update their scores."""
+        if is_key:
+            self._errors = 0.0
+            if self.score_drop > 0:
+                self.objects.start(scores, boxes)
+        elif self.score_drop > 0:
+            self.objects.follow(scores, boxes)
 
     def signals(self):
-        """The measured signals of the last frame: cut_distance, bad_fraction (those computed)."""
+        """The measured signals of the last frame (those computed): cut_distance, bad_fraction, score_drop,
+        error (bad_fraction + KEY_FRAME_SCORE_DROP x score_drop), renewal (the trigger's gain)."""
         return dict(self._signals)
 
 
@@ -163,5 +246,6 @@ def schedule_from_config(cfg, key_interval=None):
         return FixedSchedule(interval)
     if kind == 'adaptive':
         return AdaptiveSchedule(t.KEY_FRAME_MAX_INTERVAL, t.KEY_FRAME_CUT_THRESH, t.KEY_FRAME_WARP_ERROR,
-                                t.KEY_FRAME_BAD_FRACTION)
+                                t.KEY_FRAME_BAD_FRACTION, t.KEY_FRAME_TRIGGER, t.KEY_FRAME_RENEWAL_COST,
+                                t.KEY_FRAME_SCORE_DROP)
     raise ValueError(f"TEST.KEY_FRAME_SCHEDULE: expected one of {', '.join(SCHEDULES)}, got {kind!r}")

@@ -20,7 +20,8 @@ from lib.utils.cli import run_cli
 
 # the settings whose values, when other than the yaml's, get a test folder of their own
 TEST_SETTINGS = ('TEST.thresh', 'TEST.KEY_FRAME_INTERVAL', 'TEST.KEY_FRAME_SCHEDULE', 'TEST.KEY_FRAME_MAX_INTERVAL',
-                 'TEST.KEY_FRAME_CUT_THRESH', 'TEST.KEY_FRAME_WARP_ERROR', 'TEST.KEY_FRAME_BAD_FRACTION')
+                 'TEST.KEY_FRAME_CUT_THRESH', 'TEST.KEY_FRAME_WARP_ERROR', 'TEST.KEY_FRAME_BAD_FRACTION',
+                 'TEST.KEY_FRAME_TRIGGER', 'TEST.KEY_FRAME_RENEWAL_COST', 'TEST.KEY_FRAME_SCORE_DROP')
 
 
 def build_model(cfg):

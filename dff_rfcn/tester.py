@@ -26,7 +26,7 @@ class VideoDetector:
     """Stateful per-frame detector with the key-frame cache; frames must come video by video, in order.
 
     schedule: which frames are key frames (dff_rfcn/key_schedule.py); default the original's fixed
-    schedule with `interval`. After each call, `last` says what happened to that frame: is_key, reason
+    schedule with `interval`. It sees every frame's detections (after_detect). After each call, `last` says what happened to that frame: is_key, reason
     (why it became a key frame: first, interval, max_interval, cut, propagation; None for a propagated
     frame) and the schedule's signals. stats: key / propagated ('cur') frame counts; reasons: key frames
     per reason; flow_discarded: FlowNet runs whose frame then became a key frame."""
@@ -71,6 +71,7 @@ class VideoDetector:
             self.stats['cur'] += 1
         self.last = {'index': pos, 'is_key': reason is not None, 'reason': reason, **self.schedule.signals()}
         scores, boxes = im_detect_boxes(out, im_info)
+        self.schedule.after_detect(scores[0], boxes[0], reason is not None)
         return scores[0], boxes[0]
 
     def eval_stats(self):

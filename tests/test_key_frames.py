@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from dff_rfcn.key_schedule import (AdaptiveSchedule, FixedSchedule, colour_histograms, histogram_distance,
-                                   schedule_from_config, warp_disagreement)
+from dff_rfcn.key_schedule import (AdaptiveSchedule, FixedSchedule, KeyObjects, colour_histograms, foreground,
+                                   histogram_distance, schedule_from_config, warp_disagreement)
 from dff_rfcn.tester import VideoDetector
 from lib.config import ConfigError, load_config, update_from_list
 from lib.dataset import synthetic_vid as sv
@@ -21,7 +21,7 @@ from tests.test_dff import _frames, _Recorder, im_info, small_cfg, small_dff
 from tests.test_synthetic_vid import _all_files
 
 CFG = os.path.join(ROOT, 'experiments/dff_rfcn/cfgs/synthetic_vid_cpu.yaml')
-NEVER = dict(cut_thresh=1.0, warp_error=1e9, bad_fraction=1.0)  # only the maximum interval starts key frames
+NEVER = dict(cut_thresh=1.0, warp_error=1e9, bad_fraction=1.0, trigger='fraction', score_drop=0)  # only the maximum interval starts key frames
 
 
 def _texture(seed, h=96, w=160, hue=0.0):
@@ -94,7 +94,7 @@ def test_adaptive_starts_a_key_frame_at_a_shot_cut_without_running_flownet():
     images = [scene_a.roll(k, 3) for k in range(4)] + [scene_b.roll(k, 3) for k in range(4)]
     assert histogram_distance(colour_histograms(images[3]), colour_histograms(images[4])) > 0.3
     assert histogram_distance(colour_histograms(images[2]), colour_histograms(images[3])) < 0.05
-    det = VideoDetector(model, schedule=AdaptiveSchedule(max_interval=100, cut_thresh=0.3, warp_error=1e9))
+    det = VideoDetector(model, schedule=AdaptiveSchedule(max_interval=100, cut_thresh=0.3, warp_error=1e9, score_drop=0))
     reasons = []
     for f, x in zip(frames, images):
         det(f, x, im_info())
@@ -108,7 +108,7 @@ def test_adaptive_respects_the_maximum_interval():
     model = small_dff()
     frames = _frames([('val/a', 10), ('val/b', 4)])
     still = _texture(3)
-    det = VideoDetector(model, schedule=AdaptiveSchedule(max_interval=3, cut_thresh=0.3, warp_error=1e9))
+    det = VideoDetector(model, schedule=AdaptiveSchedule(max_interval=3, cut_thresh=0.3, warp_error=1e9, score_drop=0))
     keys = []
     for f in frames:
         det(f, still, im_info())
@@ -140,7 +140,7 @@ def test_adaptive_makes_a_key_frame_where_the_warped_key_frame_disagrees():
     entered[..., 16:64, 32:96] += 120.0  # 3 x 4 cells of 6 x 10: 20% of the cells
     frames = _frames([('val/a', 4)])
     det = VideoDetector(rec, schedule=AdaptiveSchedule(max_interval=100, cut_thresh=1.0, warp_error=30,
-                                                       bad_fraction=0.1))
+                                                       bad_fraction=0.1, trigger='fraction', score_drop=0))
     for f, x in zip(frames, [base, base, entered, entered]):
         det(f, x, im_info())
     kinds = [c[0] for c in rec.calls]
@@ -154,20 +154,151 @@ def test_adaptive_makes_a_key_frame_where_the_warped_key_frame_disagrees():
     assert float(err[:, 7:].abs().max()) == 0 and float(err[:, :7].max()) > 0
 
 
+def _growing(n, k0=0):
+    """n frames of one scene whose cells 0 .. t-1 (row-major, of the 6 x 10 feature cells) are brightened in frame t:
+    a frame differs from an earlier one on (t - k) cells: an error that grows by one cell a frame."""
+    base = _texture(5)
+    out = []
+    for t in range(n):
+        x = base.clone()
+        for c in range(t):
+            r, q = divmod(c, 10)
+            x[..., 16 * r:16 * r + 16, 16 * q:16 * q + 16] += 120.0
+        out.append(x)
+    return out
+
+
+def _keys(det, frames, images):
+    keys, signals = [], []
+    for f, x in zip(frames, images):
+        det(f, x, im_info())
+        signals.append(det.last)
+        if det.last['is_key']:
+            keys.append(f['frame_seg_id'])
+    return keys, signals
+
+
+def test_renewal_trigger_renews_once_the_error_has_grown_enough():
+    """Errors e_g = g / 60 (g frames after the key frame): 'renewal' keys when g e_g - (e_1 + .. + e_g) = g (g - 1) / 120
+    exceeds the cost (0.11: at g = 5, not at g = 4 where it is 0.1), 'fraction' when e_g exceeds the bad fraction (0.06)."""
+    frames = _frames([('val/a', 12)])
+    images = _growing(12)
+    common = dict(max_interval=100, cut_thresh=1.0, warp_error=30, score_drop=0)
+    keys, signals = _keys(VideoDetector(_FlowStub(), schedule=AdaptiveSchedule(trigger='renewal', renewal_cost=0.11,
+                                                                                **common)), frames, images)
+    assert keys == [0, 5, 10]
+    assert [round(s['renewal'], 4) for s in signals[1:5]] == [0.0, round(2 / 120, 4), 0.05, 0.1]
+    assert signals[5]['reason'] == 'propagation' and signals[5]['bad_fraction'] == pytest.approx(5 / 60)
+    keys, _ = _keys(VideoDetector(_FlowStub(), schedule=AdaptiveSchedule(trigger='fraction', bad_fraction=0.06,
+                                                                          **common)), frames, images)
+    assert keys == [0, 4, 8]  # 4 / 60 > 0.06 > 3 / 60
+    # a slow error still renews (later), where a fixed bad fraction never would
+    slow = [images[t // 3] for t in range(30)]  # one more cell every 3 frames
+    keys, _ = _keys(VideoDetector(_FlowStub(), schedule=AdaptiveSchedule(trigger='renewal', renewal_cost=0.11,
+                                                                          **common)), _frames([('val/b', 30)]), slow)
+    assert keys[0] == 0 and len(keys) >= 2 and keys[1] > 5
+    keys, _ = _keys(VideoDetector(_FlowStub(), schedule=AdaptiveSchedule(trigger='fraction', bad_fraction=0.2,
+                                                                          **common)), _frames([('val/b', 30)]), slow)
+    assert keys == [0]
+
+
+def _dets(rows):
+    """(scores (R, 3), class-agnostic boxes (R, 8)) from rows (class, score, x1, y1, x2, y2)."""
+    scores = torch.zeros(len(rows), 3)
+    boxes = torch.zeros(len(rows), 8)
+    for i, (c, sc, *box) in enumerate(rows):
+        scores[i, c] = sc
+        scores[i, 0] = 1 - sc
+        boxes[i, 4:] = torch.tensor(box, dtype=torch.float32)
+    return scores, boxes
+
+
+KEY_DETS = [(1, 0.9, 10, 10, 50, 50), (1, 0.8, 12, 10, 52, 50),   # one object (NMS keeps the first)
+            (2, 0.7, 100, 20, 150, 80), (1, 0.3, 60, 60, 90, 90)]  # a second one; one too weak to follow
+FOLLOWED = [[(1, 0.6, 14, 10, 54, 50), (2, 0.7, 100, 20, 150, 80)],  # A lost 0.3
+            [(1, 0.5, 18, 10, 58, 50), (2, 0.2, 200, 120, 240, 160)]]  # A (followed to its new place) lost 0.4, B gone
+
+
+def test_key_objects_follow_the_key_frames_detections():
+    objs = KeyObjects()
+    objs.start(*_dets(KEY_DETS))
+    assert objs.key_scores.tolist() == pytest.approx([0.9, 0.7]) and objs.drop == 0
+    objs.follow(*_dets(FOLLOWED[0]))
+    assert objs.drop == pytest.approx(0.3)
+    objs.follow(*_dets(FOLLOWED[1]))
+    assert objs.drop == pytest.approx(0.4 + 0.7)
+    assert objs.boxes[0].tolist() == [18, 10, 58, 50] and objs.boxes[1].tolist() == [100, 20, 150, 80]
+    # class-specific boxes (R, 4C): the box of the best foreground class
+    scores = torch.tensor([[0.1, 0.2, 0.7], [0.1, 0.6, 0.3]])
+    boxes = torch.arange(24, dtype=torch.float32).view(2, 12)
+    fg, box = foreground(scores, boxes)
+    assert fg.tolist() == pytest.approx([0.7, 0.6]) and box.tolist() == [[8, 9, 10, 11], [16, 17, 18, 19]]
+
+
+class _ScriptedStub(_FlowStub):
+    """_FlowStub whose detections are scripted: the key frame's, then one list per propagated frame."""
+
+    def __init__(self, key_rows, rows):
+        super().__init__()
+        self.key_rows, self.rows = key_rows, list(rows)
+
+    @staticmethod
+    def _as_out(rows):
+        scores, boxes = _dets(rows)
+        rois = torch.cat([torch.zeros(len(rows), 1), boxes[:, 4:]], 1)
+        return {'rois': rois, 'cls_prob': scores, 'bbox_pred': torch.zeros(len(rows), 12)}
+
+    def detect_key(self, data, info):
+        self.calls.append(('key', float(data.flatten()[0])))
+        return self._as_out(self.key_rows), data * 2
+
+    def detect_flowed(self, info, key_feat, flow, scale):
+        self.calls.append(('flowed',))
+        return self._as_out(self.rows.pop(0))
+
+
+def test_score_drop_of_the_key_frames_objects_starts_a_key_frame():
+    """The same image every frame (no cell disagrees): only the objects' score drop can make a key frame; the
+    drop a frame's detections show counts from the next frame on (the test runs before the heads)."""
+    frames = _frames([('val/a', 5)])
+    still = [_texture(6)] * 5
+    schedule = AdaptiveSchedule(max_interval=100, cut_thresh=1.0, warp_error=30, trigger='fraction',
+                                bad_fraction=0.02, score_drop=0.05)
+    rec = _ScriptedStub(KEY_DETS, FOLLOWED + [KEY_DETS])
+    keys, signals = _keys(VideoDetector(rec, schedule=schedule), frames, still)
+    assert keys == [0, 3]
+    assert [round(s.get('score_drop', -1), 4) for s in signals[1:4]] == [0.0, 0.3, 1.1]
+    assert signals[3]['error'] == pytest.approx(0.05 * 1.1) and signals[3]['reason'] == 'propagation'
+    # with the drop weighted 0 nothing happens
+    rec = _ScriptedStub(KEY_DETS, FOLLOWED + [KEY_DETS, KEY_DETS])
+    keys, _ = _keys(VideoDetector(rec, schedule=AdaptiveSchedule(max_interval=100, cut_thresh=1.0, warp_error=30,
+                                                                  trigger='fraction', bad_fraction=0.02,
+                                                                  score_drop=0)), frames, still)
+    assert keys == [0]
+
+
 def test_schedule_config_keys_and_errors():
     cfg = small_cfg('TEST.KEY_FRAME_SCHEDULE=adaptive', 'TEST.KEY_FRAME_MAX_INTERVAL=7',
-                    'TEST.KEY_FRAME_BAD_FRACTION=0.25')
+                    'TEST.KEY_FRAME_BAD_FRACTION=0.25', 'TEST.KEY_FRAME_TRIGGER=fraction', 'TEST.KEY_FRAME_RENEWAL_COST=0.3',
+                    'TEST.KEY_FRAME_SCORE_DROP=0.5')
     s = schedule_from_config(cfg)
     assert isinstance(s, AdaptiveSchedule) and s.max_interval == 7 and s.bad_fraction == 0.25
+    assert (s.trigger, s.renewal_cost, s.score_drop) == ('fraction', 0.3, 0.5)
+    assert s.settings()['KEY_FRAME_TRIGGER'] == 'fraction' and s.settings()['KEY_FRAME_SCORE_DROP'] == 0.5
     assert isinstance(schedule_from_config(cfg, key_interval=4), FixedSchedule)
     assert schedule_from_config(small_cfg(), key_interval='adaptive').name == 'adaptive'
     with pytest.raises(ValueError, match="integer >= 1 or 'adaptive'"):
         schedule_from_config(cfg, key_interval='often')
     with pytest.raises(ValueError, match='at least 1'):
         schedule_from_config(cfg, key_interval=0)
+    with pytest.raises(ValueError, match='KEY_FRAME_TRIGGER: expected one of fraction, renewal'):
+        AdaptiveSchedule(trigger='sometimes')
     for bad, msg in (('TEST.KEY_FRAME_SCHEDULE=sometimes', 'one of fixed, adaptive'),
                      ('TEST.KEY_FRAME_MAX_INTERVAL=0', 'an integer >= 1'),
-                     ('TEST.KEY_FRAME_WARP_ERROR=-2', 'a number >= 0')):
+                     ('TEST.KEY_FRAME_WARP_ERROR=-2', 'a number >= 0'),
+                     ('TEST.KEY_FRAME_TRIGGER=often', 'one of fraction, renewal'),
+                     ('TEST.KEY_FRAME_RENEWAL_COST=-1', 'a number >= 0'),
+                     ('TEST.KEY_FRAME_SCORE_DROP=-0.1', 'a number >= 0')):
         with pytest.raises(ConfigError, match=msg):
             small_cfg(bad)
 
@@ -269,17 +400,20 @@ def test_sweep_runs_end_to_end_and_writes_json_and_png(tmp_path, tiny_checkpoint
     out = str(tmp_path / 'sweep')
     sets = tiny_overrides(str(tmp_path), extra_synthetic=dict(HARD, hard_videos=2, hard_frames=6)) + [
         'dataset.test_image_set=VID_val_hard_videos', "network.pretrained=''", "network.pretrained_flow=''"]
-    args = ['--checkpoint', tiny_checkpoint, '--intervals', '1,3', '--adaptive', 'bad_fraction=0.05',
-            'bad_fraction=0.5,max_interval=4', '--out', out]
+    args = ['--checkpoint', tiny_checkpoint, '--intervals', '1,3', '--adaptive',
+            'trigger=fraction,bad_fraction=0.05,score_drop=0', 'renewal_cost=0.5,max_interval=4,score_drop=0.1', '--out', out]
     proc = run_script('tools/key_frame_sweep.py', CFG, sets, *args)
     with open(os.path.join(out, 'key_frame_sweep.json')) as f:
         summary = json.load(f)
     runs = {r['run']: r for r in summary['runs']}
-    assert list(runs) == ['fixed1', 'fixed3', 'adaptive_max30_cut0.1_err32_bad0.05', 'adaptive_max4_cut0.1_err32_bad0.5']
+    assert list(runs) == ['fixed1', 'fixed3', 'adaptive_max30_cut0.1_err32_bad0.05',
+                          'adaptive_max4_cut0.1_err32_renewal0.5_drop0.1']
     assert runs['fixed1']['key_frames'] == 12 and runs['fixed1']['frames'] == 12 and runs['fixed1']['key_fraction'] == 1
     assert runs['fixed3']['key_frames'] == 4 and runs['fixed3']['parameters'] == {'KEY_FRAME_INTERVAL': 3}
-    ad = runs['adaptive_max4_cut0.1_err32_bad0.5']
+    ad = runs['adaptive_max4_cut0.1_err32_renewal0.5_drop0.1']
     assert ad['schedule'] == 'adaptive' and ad['parameters']['KEY_FRAME_MAX_INTERVAL'] == 4
+    assert ad['parameters']['KEY_FRAME_TRIGGER'] == 'renewal' and ad['parameters']['KEY_FRAME_SCORE_DROP'] == 0.1
+    assert runs['adaptive_max30_cut0.1_err32_bad0.05']['parameters']['KEY_FRAME_TRIGGER'] == 'fraction'  # the earlier rule
     assert 2 <= ad['key_frames'] <= 12 and sum(ad['key_reasons'].values()) == ad['key_frames']
     for r in runs.values():
         assert 0 <= r['mAP'] <= 1 and set(r['motion_mAP']) == {'slow', 'medium', 'fast'}
@@ -296,6 +430,7 @@ def test_sweep_runs_end_to_end_and_writes_json_and_png(tmp_path, tiny_checkpoint
     (['--intervals', 'ten'], '--intervals: expected integers'),
     (['--adaptive', 'often=2'], "--adaptive 'often=2': expected name=value pairs"),
     (['--adaptive', 'bad_fraction=-1'], 'TEST.KEY_FRAME_BAD_FRACTION: expected a number >= 0'),
+    (['--adaptive', 'trigger=often'], 'TEST.KEY_FRAME_TRIGGER: expected one of fraction, renewal'),
     (['--checkpoint', '/nonexistent/dff.pth'], 'checkpoint not found: /nonexistent/dff.pth'),
 ])
 def test_sweep_bad_options_give_one_error_line(tmp_path, flags, message, tiny_checkpoint):

@@ -14,8 +14,9 @@ whose eval.json is already there for the same checkpoint, test set and settings 
 fraction, network time per frame) and <out>/key_frame_sweep.png (mAP versus time per frame and versus
 key-frame fraction, the fixed intervals and the adaptive runs), and prints the table in markdown.
 --adaptive: one run per argument, comma-separated name=value among max_interval, cut_thresh, warp_error,
-bad_fraction (TEST.KEY_FRAME_MAX_INTERVAL, _CUT_THRESH, _WARP_ERROR, _BAD_FRACTION; the others from the
-config). --out defaults to <output_path>/<cfg name>/key_frame_sweep/<test_image_set>.
+bad_fraction, trigger, renewal_cost, score_drop (TEST.KEY_FRAME_MAX_INTERVAL, _CUT_THRESH, _WARP_ERROR,
+_BAD_FRACTION, _TRIGGER, _RENEWAL_COST, _SCORE_DROP; the others from the config). --out defaults to
+<output_path>/<cfg name>/key_frame_sweep/<test_image_set>.
 """
 import argparse
 import copy
@@ -28,10 +29,14 @@ from lib.utils.fileio import atomic_write, write_text
 from lib.utils.provenance import file_info
 
 DEFAULT_INTERVALS = (1, 2, 3, 5, 10, 15, 20)
-# the adaptive runs by default: the tuned thresholds (docs/key_frames.md) at several bad-cell fractions
-DEFAULT_ADAPTIVE = ('bad_fraction=0.02', 'bad_fraction=0.03', 'bad_fraction=0.04', 'bad_fraction=0.08')
+# the adaptive runs by default: the tuned settings (docs/key_frames.md) at several renewal costs (0.325: the
+# default), and the earlier rule (a bad-cell fraction, no score drop) for comparison
+DEFAULT_ADAPTIVE = ('renewal_cost=0.15', 'renewal_cost=0.2', 'renewal_cost=0.25', 'renewal_cost=0.325',
+                    'renewal_cost=0.45', 'trigger=fraction,bad_fraction=0.03,score_drop=0')
 ADAPTIVE_KEYS = {'max_interval': 'KEY_FRAME_MAX_INTERVAL', 'cut_thresh': 'KEY_FRAME_CUT_THRESH',
-                 'warp_error': 'KEY_FRAME_WARP_ERROR', 'bad_fraction': 'KEY_FRAME_BAD_FRACTION'}
+                 'warp_error': 'KEY_FRAME_WARP_ERROR', 'bad_fraction': 'KEY_FRAME_BAD_FRACTION',
+                 'trigger': 'KEY_FRAME_TRIGGER', 'renewal_cost': 'KEY_FRAME_RENEWAL_COST',
+                 'score_drop': 'KEY_FRAME_SCORE_DROP'}
 
 
 def parse_intervals(text):
@@ -68,11 +73,19 @@ def run_configs(cfg, intervals, adaptive):
         c = update_from_list(copy.deepcopy(cfg), ['TEST.KEY_FRAME_SCHEDULE=adaptive']
                              + [f'TEST.{k}={v}' for k, v in values.items()], source=f'--adaptive {spec}')
         params = {k: c.TEST[k] for k in ADAPTIVE_KEYS.values()}
-        name = 'adaptive_' + '_'.join(f'{short}{c.TEST[key]:g}' for short, key in
-                                      (('max', 'KEY_FRAME_MAX_INTERVAL'), ('cut', 'KEY_FRAME_CUT_THRESH'),
-                                       ('err', 'KEY_FRAME_WARP_ERROR'), ('bad', 'KEY_FRAME_BAD_FRACTION')))
-        runs.append((name, 'adaptive', params, c))
+        runs.append(('adaptive_' + adaptive_label(params, '_'), 'adaptive', params, c))
     return runs
+
+
+def adaptive_label(params, sep=' '):
+    """The adaptive run's settings in short: max30 cut0.1 err32 renewal0.1 drop0.05 (trigger 'renewal') or
+    ... bad0.03 [drop0.05] (trigger 'fraction'; drop only when on)."""
+    t = params['KEY_FRAME_TRIGGER']
+    parts = [('max', 'KEY_FRAME_MAX_INTERVAL'), ('cut', 'KEY_FRAME_CUT_THRESH'), ('err', 'KEY_FRAME_WARP_ERROR'),
+             ('bad', 'KEY_FRAME_BAD_FRACTION') if t == 'fraction' else ('renewal', 'KEY_FRAME_RENEWAL_COST')]
+    if t == 'renewal' or params['KEY_FRAME_SCORE_DROP'] > 0:
+        parts.append(('drop', 'KEY_FRAME_SCORE_DROP'))
+    return sep.join(f'{short}{params[key]:g}' for short, key in parts)
 
 
 def reusable(eval_json, checkpoint, settings, cfg):
@@ -134,13 +147,15 @@ def plot(rows, path, title):
                 continue
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=schedule, **style)
             for x, y, r in pts:
-                text = (str(r['parameters']['KEY_FRAME_INTERVAL']) if schedule == 'fixed'
-                        else f"{r['parameters']['KEY_FRAME_BAD_FRACTION']:g}")
+                p = r['parameters']
+                text = (str(p['KEY_FRAME_INTERVAL']) if schedule == 'fixed' else
+                        (f"bad {p['KEY_FRAME_BAD_FRACTION']:g}" if p['KEY_FRAME_TRIGGER'] == 'fraction'
+                         else f"renewal {p['KEY_FRAME_RENEWAL_COST']:g}"))
                 ax.annotate(text, (x, y), textcoords='offset points', xytext=(4, 4), fontsize=8, color=style['color'])
         ax.set_xlabel(label)
         ax.set_ylabel('mAP@0.5 (%)')
         ax.grid(alpha=0.3)
-        ax.legend(title='schedule (label: interval / bad fraction)', fontsize=8, title_fontsize=8)
+        ax.legend(title='schedule (label: interval / threshold)', fontsize=8, title_fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     try:

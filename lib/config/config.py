@@ -162,13 +162,17 @@ def _defaults():
     config.TEST.KEY_FRAME_INTERVAL = 10
     config.TEST.ZERO_FLOW = False            # [port] DFF ablation: key features copied, not warped (flow forced to 0)
     # [port] DFF key frames (docs/key_frames.md): 'fixed' = the original's (every KEY_FRAME_INTERVAL frames);
-    # 'adaptive' = the first frame, then a new key frame on a shot cut, when the key frame warped along the
-    # flow disagrees with the current frame, or after KEY_FRAME_MAX_INTERVAL frames
+    # 'adaptive' = the first frame, then a new key frame on a shot cut, when propagation stops being
+    # trustworthy (the key frame warped along the flow disagrees with the current frame, the key frame's
+    # objects lose score), or after KEY_FRAME_MAX_INTERVAL frames
     config.TEST.KEY_FRAME_SCHEDULE = 'fixed'
     config.TEST.KEY_FRAME_MAX_INTERVAL = 30  # [port] adaptive: at most this many frames from a key frame to the next
     config.TEST.KEY_FRAME_CUT_THRESH = 0.1   # [port] adaptive: shot cut when the colour histograms of consecutive frames differ more (0..1)
     config.TEST.KEY_FRAME_WARP_ERROR = 32.0  # [port] adaptive: a feature cell disagrees when |warped key image - current| exceeds this (grey levels)
-    config.TEST.KEY_FRAME_BAD_FRACTION = 0.03  # [port] adaptive: new key frame when more than this fraction of the cells disagrees
+    config.TEST.KEY_FRAME_BAD_FRACTION = 0.03  # [port] adaptive, trigger 'fraction': new key frame when the propagation error (fraction of the cells disagreeing, + score drop) exceeds this
+    config.TEST.KEY_FRAME_TRIGGER = 'renewal'  # [port] adaptive: 'fraction' (the error above KEY_FRAME_BAD_FRACTION) or 'renewal' (frames x error - their sum above KEY_FRAME_RENEWAL_COST)
+    config.TEST.KEY_FRAME_RENEWAL_COST = 0.325  # [port] adaptive, trigger 'renewal': what a key frame costs, in propagation error x frames
+    config.TEST.KEY_FRAME_SCORE_DROP = 0.05  # [port] adaptive: weight of the key frame's objects' score drop (sum over them) in the propagation error; 0: off
     config.TEST.thresh = 1e-3                # [port] score threshold of test.py's --thresh (original default 1e-3; DFF 1e-4)
     # [port] inference fast path (lib/model/fast_path.py, docs/benchmark.md; --fast): off by default (eager float32,
     # as the original); when on, the pieces below that are on
@@ -216,7 +220,8 @@ _KINDS = {  # keys whose kind the default alone does not tell
     ('network', 'RESNET_UNITS'): 'ints', ('dataset', 'CLASSES'): 'list', ('TEST', 'FAST_DTYPE'): 'fast_dtype',
     ('TEST', 'KEY_FRAME_SCHEDULE'): 'key_schedule', ('TEST', 'KEY_FRAME_MAX_INTERVAL'): 'posint',
     ('TEST', 'KEY_FRAME_CUT_THRESH'): 'nonneg', ('TEST', 'KEY_FRAME_WARP_ERROR'): 'nonneg',
-    ('TEST', 'KEY_FRAME_BAD_FRACTION'): 'nonneg',
+    ('TEST', 'KEY_FRAME_BAD_FRACTION'): 'nonneg', ('TEST', 'KEY_FRAME_TRIGGER'): 'key_trigger',
+    ('TEST', 'KEY_FRAME_RENEWAL_COST'): 'nonneg', ('TEST', 'KEY_FRAME_SCORE_DROP'): 'nonneg',
 }
 FAST_DTYPES = ('float32', 'bfloat16', 'float16')  # TEST.FAST_DTYPE (lib/model/fast_path.py DTYPES)
 _LENGTHS = {('network', 'PIXEL_MEANS'): 3, ('TRAIN', 'BBOX_WEIGHTS'): 4, ('network', 'ANCHOR_MEANS'): 4,
@@ -230,6 +235,7 @@ _EXPECTED = {
               '(e.g. [[600, 1000], [480, 800]])',
     'device': "one of auto, cpu, cuda, cuda:N", 'key_schedule': 'one of fixed, adaptive',
     'fast_dtype': f"one of {', '.join(FAST_DTYPES)}",
+    'key_trigger': 'one of fraction, renewal',
     'nonneg': 'a number >= 0', 'posint': 'an integer >= 1', 'gpus': "GPU ids separated by commas (e.g. '0,1,2,3') or ''",
 }
 _DEVICE = re.compile(r'(auto|cpu|cuda(:\d+)?)\Z')
@@ -319,6 +325,9 @@ def _typed(path, value, source):
             return value
     elif kind == 'key_schedule':
         if value in ('fixed', 'adaptive'):
+            return value
+    elif kind == 'key_trigger':
+        if value in ('fraction', 'renewal'):
             return value
     elif kind == 'nonneg':
         if _is_number(value) and value >= 0:

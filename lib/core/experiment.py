@@ -57,7 +57,8 @@ def output_dirs(cfg, cfg_path):
 # folder-name parts of the test settings (default: the key's name in lower case)
 SHORT_NAMES = {'TEST.thresh': 'thresh', 'TEST.KEY_FRAME_INTERVAL': 'interval', 'TEST.KEY_FRAME_SCHEDULE': '',
                'TEST.KEY_FRAME_MAX_INTERVAL': 'maxint', 'TEST.KEY_FRAME_CUT_THRESH': 'cut',
-               'TEST.KEY_FRAME_WARP_ERROR': 'warperr', 'TEST.KEY_FRAME_BAD_FRACTION': 'bad'}
+               'TEST.KEY_FRAME_WARP_ERROR': 'warperr', 'TEST.KEY_FRAME_BAD_FRACTION': 'bad',
+               'TEST.KEY_FRAME_TRIGGER': '', 'TEST.KEY_FRAME_RENEWAL_COST': 'renewal', 'TEST.KEY_FRAME_SCORE_DROP': 'drop'}
 
 
 def test_folder(test_dir, cfg, yaml_cfg, thresh=None, checkpoint=None, default_checkpoint=None,
