@@ -241,7 +241,7 @@ def test_fast_path_through_the_api(checkpoints):
     for load, ck, kwargs in ((load_dff, checkpoints[0], {'key_interval': 3}), (load_dff, checkpoints[0], adaptive),
                              (load_rfcn, checkpoints[1], {})):
         eager, fast = load(ck, **kwargs), load(ck, fast=True, **kwargs)
-        assert (eager.settings['fast_path'], fast.settings['fast_path']) == ('eager float32', 'fold_bn+channels_last')
+        assert (eager.settings['fast_path'], fast.settings['fast_path']) == ('eager float32', 'fold_bn+channels_last+gemm')
         a, b = list(eager.stream(frames, thresh=0.1)), list(fast.stream(frames, thresh=0.1))
         assert [x['is_key'] for x in b] == [x['is_key'] for x in a] and sum(len(x['boxes']) for x in a) > 0
         assert load is load_rfcn or not all(x['is_key'] for x in a)
@@ -249,7 +249,7 @@ def test_fast_path_through_the_api(checkpoints):
             for key in ('boxes', 'scores', 'labels'):
                 np.testing.assert_allclose(y[key], x[key], rtol=1e-4, atol=1e-3)
     bf16 = load_dff(checkpoints[0], fast='bf16', **adaptive)
-    assert bf16.settings['fast_path'] == 'fold_bn+channels_last+bfloat16' and bf16.cfg.TEST.FAST_DTYPE == 'bfloat16'
+    assert bf16.settings['fast_path'] == 'fold_bn+channels_last+gemm+bfloat16' and bf16.cfg.TEST.FAST_DTYPE == 'bfloat16'
     results = list(bf16.stream(frames, thresh=0.1))
     assert not all(x['is_key'] for x in results) and {x['scores'].dtype for x in results} == {np.dtype(np.float32)}
     off = load_rfcn(checkpoints[1], overrides=['TEST.FAST_PATH=true'], fast=False)

@@ -45,7 +45,7 @@ def test_benchmark_runs_and_reports_every_figure(tmp_path):
             'flownet', 'warp', 'rpn+proposal', 'rfcn+psroi'}
         ratios.add(round(p['flop_ratio'], 6))
     assert len(ratios) == 1 and r['paths']['eager']['gain_dff'] == 1.0
-    for text in ('fast-bfloat16: fold_bn+channels_last+bfloat16',
+    for text in ('fast-bfloat16: fold_bn+channels_last+gemm+bfloat16',
                  '| fast-bfloat16 | DFF per-frame average |', '| fast | flownet (DFF non-key) |', 'speed-up / FLOP ratio'):
         assert text in proc.stdout
     bad = subprocess.run([sys.executable, 'tools/benchmark.py', '--frames', '3', '--interval', '2'], cwd=ROOT,

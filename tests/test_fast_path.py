@@ -26,8 +26,9 @@ from tests.test_convert_mxnet import FIX, _compare, _image, convert_params, fix,
 REAL = ['experiments/rfcn/cfgs/resnet_v1_101_imagenet_vid_rfcn_end2end_ohem.yaml',
         'experiments/dff_rfcn/cfgs/resnet_v1_101_flownet_imagenet_vid_rfcn_end2end_ohem.yaml']
 SYNTH = os.path.join(ROOT, 'experiments', 'rfcn', 'cfgs', 'synthetic_vid_cpu.yaml')
-PIECES = {'all (float32)': FastPath(), 'fold_bn alone': FastPath(channels_last=False),
-          'channels_last alone': FastPath(fold_bn=False)}
+PIECES = {'all (float32)': FastPath(), 'fold_bn alone': FastPath(channels_last=False, gemm=False),
+          'channels_last alone': FastPath(fold_bn=False, gemm=False),
+          'gemm alone': FastPath(fold_bn=False, channels_last=False)}
 
 
 @pytest.fixture(scope='module')
@@ -143,6 +144,60 @@ def test_dilated_conv_as_one_matrix_product(k, dilation, padding, size):
         torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
 
 
+@pytest.mark.parametrize('c_in, size', [(24, (2, 3)), (24, (4, 5)), (5, (3, 4))])
+def test_transposed_conv_as_one_matrix_product(c_in, size):
+    """TransposedConvAsGemm (TEST.FAST_GEMM, FlowNet-S's ConvTranspose2d(k4, s2, p1)) gives the transposed
+    convolution's sums in float64: by GEMM + col2im where the input has more channels than pixels (24 > 6),
+    by the module's own convolution elsewhere (24 < 20, 5 < 12), in both memory formats, keeping the input's;
+    under bfloat16 autocast it returns bfloat16 within its precision."""
+    torch.manual_seed(0)
+    deconv = torch.nn.ConvTranspose2d(c_in, 7, 4, 2, 1).double()
+    gemm = FP.TransposedConvAsGemm(deconv)
+    x = torch.randn(2, c_in, *size, dtype=torch.float64)
+    own = []
+    with torch.no_grad():
+        ref = deconv(x)
+        gemm.deconv.register_forward_hook(lambda *a: own.append(1))
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            out = gemm(inp)
+            assert out.shape == ref.shape and out.dtype == torch.float64
+            assert out.is_contiguous(memory_format=torch.channels_last if inp is not x else torch.contiguous_format)
+            torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        assert len(own) == (0 if c_in > size[0] * size[1] else 2)
+        fl = FP.TransposedConvAsGemm(torch.nn.ConvTranspose2d(c_in, 7, 4, 2, 1))
+        fl.deconv.load_state_dict({k: v.float() for k, v in deconv.state_dict().items()})
+        fl.weight_matrix.copy_(gemm.weight_matrix.float())
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = fl(x.float())
+        if c_in > size[0] * size[1]:
+            assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.double(), ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))
+
+
+def test_score_map_convs_write_nchw_for_psroi_pool():
+    """TEST.FAST_GEMM: the R-FCN score-map convolutions (rfcn_cls, rfcn_bbox) become PointwiseConvToNCHW: the
+    convolution's sums (float64), written as a contiguous NCHW map from a channels_last input (the layout
+    psroi_pool reads per channel plane), batch 1 and 2; with the piece off they stay convolutions."""
+    from dff_rfcn.model import DFF
+    cfg = update_from_list(load_config(SYNTH), ['device=cpu'])
+    torch.manual_seed(0)
+    model = FastPath().prepare(DFF(cfg).eval(), 'cpu')
+    assert isinstance(model.heads.rfcn_cls, FP.PointwiseConvToNCHW)
+    assert isinstance(model.heads.rfcn_bbox, FP.PointwiseConvToNCHW)
+    n_deconv = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in DFF(cfg).flownet.modules())
+    assert n_deconv == 8 == sum(isinstance(m, FP.TransposedConvAsGemm) for m in model.flownet.modules())
+    off = FastPath(gemm=False).prepare(DFF(cfg).eval(), 'cpu')
+    assert type(off.heads.rfcn_cls) is torch.nn.Conv2d
+    assert not any(isinstance(m, FP.TransposedConvAsGemm) for m in off.modules())
+    conv = torch.nn.Conv2d(16, 9, 1).double()
+    for n in (1, 2):
+        x = torch.randn(n, 16, 5, 7, dtype=torch.float64)
+        with torch.no_grad():
+            out = FP.PointwiseConvToNCHW(conv)(x.contiguous(memory_format=torch.channels_last))
+            torch.testing.assert_close(out, conv(x), rtol=1e-12, atol=1e-12)
+        assert out.is_contiguous()
+
+
 def test_reduced_precision_converts_the_convolutions_once():
     """FAST_DTYPE bfloat16: every convolution's weights are bfloat16 from the start (no cast per call), a
     dilation-6 convolution becomes DilatedConvAsGemm on a CPU, while the BN statistics (unfolded) and the
@@ -249,7 +304,7 @@ def test_config_key_command_line_and_test_folder(tmp_path):
     fast_cfg = update_from_list(load_config(SYNTH), fast_overrides('bfloat16'))
     test_dir = str(tmp_path / 'VID_val_frames')
     assert experiment.test_folder(test_dir, yaml_cfg, yaml_cfg) == test_dir
-    assert experiment.test_folder(test_dir, fast_cfg, yaml_cfg) == test_dir + '_fast_fold_bn-channels_last-bfloat16'
+    assert experiment.test_folder(test_dir, fast_cfg, yaml_cfg) == test_dir + '_fast_fold_bn-channels_last-gemm-bfloat16'
 
 
 def test_tester_runs_the_fast_path_on_a_copy_and_records_it(tmp_path):
@@ -274,7 +329,7 @@ def test_tester_runs_the_fast_path_on_a_copy_and_records_it(tmp_path):
     assert rows[0].shape == rows[1].shape and len(rows[0]) > 0
     np.testing.assert_allclose(rows[1], rows[0], atol=2e-4 + 1e-2)
     recorded = json.load(open(fast['eval_json']))['run']['settings']['FAST_PATH']
-    assert recorded == {'fold_bn': True, 'channels_last': True, 'dtype': 'float32', 'compile': False}
+    assert recorded == {'fold_bn': True, 'channels_last': True, 'dtype': 'float32', 'gemm': True, 'compile': False}
 
 
 def test_demo_fast_flag(tmp_path):
@@ -296,6 +351,6 @@ def test_demo_fast_flag(tmp_path):
     runs = [main(['--cfg', SYNTH, '--checkpoint', ck, '--input', str(frames), '--output', str(tmp_path / name),
                   '--quiet', '--thresh', '0.01', *flag, '--set', *sets]) for name, flag in (('e', []), ('f', ['--fast']))]
     assert sum(len(d) for d in runs[0]['detections']) > 0
-    assert (runs[0]['fast_path'], runs[1]['fast_path']) == ('eager float32', 'fold_bn+channels_last')
+    assert (runs[0]['fast_path'], runs[1]['fast_path']) == ('eager float32', 'fold_bn+channels_last+gemm')
     for a, b in zip(runs[0]['detections'], runs[1]['detections']):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3)

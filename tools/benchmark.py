@@ -24,9 +24,9 @@ of the bikes.mp4 fixture resized to 1000x600 and written as JPEG, so "end to end
                 round of the interleaved comparison
 
 --fast [DTYPE] also times the inference fast path (lib/model/fast_path.py) side by side with the eager float32 path:
-"fast" (BN folded, channels_last, float32) and "fast-DTYPE" (the same under autocast; DTYPE default bfloat16 on a
+"fast" (BN folded, channels_last, the CPU's GEMM rewrites, float32) and "fast-DTYPE" (the same under autocast; DTYPE default bfloat16 on a
 CPU, float16 on CUDA; --fast float32 times the float32 fast path alone); --pieces adds each piece alone
-(fold_bn, channels_last, DTYPE). The paths are compared in one more
+(fold_bn, channels_last, gemm, DTYPE). The paths are compared in one more
 process that holds every path's baseline and DFF (same weights) and times them interleaved: --pairs rounds,
 each one a baseline frame, a DFF key frame and a non-key frame (and, without --quick, their components) of
 every path, the paths' order rotating, plus the matmul peaks; each figure is the median over the rounds, so
@@ -420,14 +420,16 @@ def path_settings(args):
     reduced = args.fast or ('float16' if args.device == 'cuda' else 'bfloat16')
     compile_ = bool(args.compile)
     if args.pieces:
-        for name in ('fold_bn', 'channels_last'):
+        for name in ('fold_bn', 'channels_last', 'gemm'):
             paths.append((name, {'fold_bn': name == 'fold_bn', 'channels_last': name == 'channels_last',
-                                 'dtype': 'float32', 'compile': False}))
+                                 'gemm': name == 'gemm', 'dtype': 'float32', 'compile': False}))
         if reduced != 'float32':
-            paths.append((reduced, {'fold_bn': False, 'channels_last': False, 'dtype': reduced, 'compile': False}))
+            paths.append((reduced, {'fold_bn': False, 'channels_last': False, 'gemm': False, 'dtype': reduced,
+                                    'compile': False}))
     for dtype in dict.fromkeys(['float32', reduced]):
         name = 'fast' if dtype == 'float32' else f'fast-{dtype}'
-        paths.append((name, {'fold_bn': True, 'channels_last': True, 'dtype': dtype, 'compile': compile_}))
+        paths.append((name, {'fold_bn': True, 'channels_last': True, 'gemm': True, 'dtype': dtype,
+                             'compile': compile_}))
     return paths
 
 

@@ -142,7 +142,7 @@ def speed_table(r, interval):
              f"| DFF average (key frame every {interval}) | {d['network']:.3f} | {b['network'] / d['network']:.2f}x |"]
     paths = r.get('paths') or {}
     if len(paths) > 1:  # --fast: the paths timed side by side in one process (medians of interleaved rounds)
-        lines += ['', 'The inference fast path (--fast, lib/model/fast_path.py: BN folded, channels_last; fast-bfloat16: '
+        lines += ['', 'The inference fast path (--fast, lib/model/fast_path.py: BN folded, channels_last, GEMMs for the convolutions oneDNN runs slowly; fast-bfloat16: '
                       'and bfloat16 autocast), side by side with the eager path in one process (tools/benchmark.py '
                       '--fast --pairs 3: medians of 3 interleaved rounds; the eager row is timed again there):', '',
                   '| path | baseline (s/frame) | DFF key | DFF non-key | DFF average | DFF speed-up (of the FLOP ratio) '

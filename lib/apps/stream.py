@@ -421,7 +421,7 @@ class StreamDetector:
     each stream, so that several streams of one detector do not disturb each other). marks_key_frames:
     whether the frames differ (DFF: key and non-key frames) or all run the whole network (the frame
     baseline: every frame is_key). settings: what the detector was loaded with (shown by the demos), with
-    'fast_path': what it infers with (e.g. 'fold_bn+channels_last+bfloat16', or 'eager float32')."""
+    'fast_path': what it infers with (e.g. 'fold_bn+channels_last+gemm+bfloat16', or 'eager float32')."""
 
     def __init__(self, model, cfg, device, class_names, session, marks_key_frames=False, settings=None):
         self.model, self.cfg, self.device = model, cfg, torch.device(device)

@@ -180,6 +180,7 @@ def _defaults():
     config.TEST.FAST_FOLD_BN = True          # [port] frozen BN folded into the preceding convolutions
     config.TEST.FAST_CHANNELS_LAST = True    # [port] channels_last memory format
     config.TEST.FAST_DTYPE = 'float32'       # [port] autocast dtype: float32 (none), bfloat16, float16 (CUDA)
+    config.TEST.FAST_GEMM = True             # [port] CPU: FlowNet's heavy transposed convs and the R-FCN score-map convs as GEMMs
     config.TEST.FAST_COMPILE = False         # [port] torch.compile of the key-frame and non-key-frame graphs
 
     # [port] FlowNet-S pretraining on Flying Chairs-format pairs (dff_rfcn/train_flownet.py). The original

@@ -11,6 +11,12 @@ what each piece gives: docs/benchmark.md). One switch, four pieces, each of whic
                              (CUDA): torch.autocast around the networks; the custom ops, the proposal op, the
                              R-FCN pooling and voting and the box decoding stay in float32 (DetectionHeads widens
                              their inputs), so rois and outputs are float32
+    TEST.FAST_GEMM           on a CPU, the convolutions oneDNN runs far below the machine's peak as matrix products:
+                             a transposed convolution whose weight outweighs its map (FlowNet-S's deconv5, deconv4,
+                             deconv3 at 600x1000: oneDNN re-lays the weight out at every call) as one GEMM + col2im,
+                             and the R-FCN score-map convolutions (1x1, 7x7 x classes maps) as one GEMM written
+                             straight into the NCHW layout psroi_pool reads fastest (a channels_last map costs it
+                             twice the time, a conversion five times)
     TEST.FAST_COMPILE        torch.compile of each inference entry point (the key-frame graph detect_key, the
                              non-key graph detect_cur, the baseline's detect); the first call of each compiles
                              (its time is kept in FastPath.first_call_s), a machine without torch.compile
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from lib.config.config import FAST_DTYPES
 
@@ -119,6 +126,104 @@ class DilatedConvAsGemm(nn.Module):
         return out.view(n, h_out, w_out, self.out_channels).permute(0, 3, 1, 2)
 
 
+def _compute_dtype(x):
+    """The dtype a matrix product on x runs in: autocast's where it is on, else x's."""
+    return torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+
+
+def _columns(x):
+    """(n, c, h * w) view of a 4-d map in either memory format (no copy for NCHW or channels_last)."""
+    n, c, h, w = x.shape
+    if x.is_contiguous():
+        return x.reshape(n, c, h * w)
+    return x.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)
+
+
+class TransposedConvAsGemm(nn.Module):
+    """A ConvTranspose2d (groups 1, no output padding) as one matrix product and col2im (F.fold) when its input
+    has more channels than pixels, i.e. its weight outweighs its map: there oneDNN's deconvolution spends most of
+    its time re-laying the weight out at every call (FlowNet-S's deconv5 at 600x1000: 17-19 ms against 4-5 ms
+    this way); on larger maps the module's own convolution runs. The same sums as the transposed convolution."""
+
+    def __init__(self, deconv):
+        super().__init__()
+        c_in, c_out_g, k_h, k_w = deconv.weight.shape
+        self.deconv = deconv
+        self.kernel_size, self.stride, self.padding, self.dilation = (k_h, k_w), deconv.stride, deconv.padding, \
+            deconv.dilation
+        with torch.no_grad():  # rows (c_out, k_h, k_w): the column order F.fold reads
+            self.register_buffer('weight_matrix', deconv.weight.detach().reshape(c_in, -1).t().contiguous())
+
+    @staticmethod
+    def applies(module):
+        return (isinstance(module, nn.ConvTranspose2d) and module.groups == 1
+                and tuple(module.output_padding) == (0, 0) and module.padding_mode == 'zeros')
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        if c <= h * w:
+            return self.deconv(x)
+        dtype = _compute_dtype(x)
+        (k_h, k_w), (s_h, s_w), (p_h, p_w), (d_h, d_w) = self.kernel_size, self.stride, self.padding, self.dilation
+        h_out = (h - 1) * s_h - 2 * p_h + d_h * (k_h - 1) + 1
+        w_out = (w - 1) * s_w - 2 * p_w + d_w * (k_w - 1) + 1
+        cols = torch.matmul(self.weight_matrix.to(dtype), _columns(x).to(dtype))  # (n, c_out k_h k_w, h w)
+        y = F.fold(cols, (h_out, w_out), self.kernel_size, dilation=self.dilation, padding=self.padding,
+                   stride=self.stride)
+        if self.deconv.bias is not None:
+            y = y + self.deconv.bias.to(dtype).view(1, -1, 1, 1)
+        if not x.is_contiguous():  # keep the caller's memory format
+            y = y.contiguous(memory_format=torch.channels_last)
+        return y
+
+
+class PointwiseConvToNCHW(nn.Module):
+    """A 1x1 convolution (stride 1, groups 1) as one matrix product whose result is an NCHW map, whatever the
+    input's memory format: the R-FCN score maps, which psroi_pool reads per channel plane."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+        with torch.no_grad():
+            self.register_buffer('weight_matrix', conv.weight.detach().reshape(conv.out_channels, -1).contiguous())
+
+    @staticmethod
+    def applies(module):
+        return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.stride == (1, 1)
+                and module.groups == 1 and module.padding == (0, 0))
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        dtype = _compute_dtype(x)
+        weight, cols = self.weight_matrix.to(dtype), _columns(x).to(dtype)
+        bias = self.conv.bias
+        if bias is not None and n == 1:
+            y = torch.addmm(bias.to(dtype)[:, None], weight, cols[0])[None]
+        else:
+            y = torch.matmul(weight, cols)
+            if bias is not None:
+                y = y + bias.to(dtype)[:, None]
+        return y.view(n, -1, h, w)
+
+
+def gemm_modules(model):
+    """TEST.FAST_GEMM on a CPU: every ConvTranspose2d becomes TransposedConvAsGemm (which decides per call), the
+    R-FCN score-map convolutions (DetectionHeads.rfcn_cls / rfcn_bbox) PointwiseConvToNCHW. Returns the number
+    of modules replaced."""
+    from .detection import DetectionHeads
+    replaced = 0
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if TransposedConvAsGemm.applies(child) and child.weight.device.type == 'cpu':
+                setattr(module, name, TransposedConvAsGemm(child))
+                replaced += 1
+            elif (isinstance(module, DetectionHeads) and name in ('rfcn_cls', 'rfcn_bbox')
+                  and PointwiseConvToNCHW.applies(child) and child.weight.device.type == 'cpu'):
+                setattr(module, name, PointwiseConvToNCHW(child))
+                replaced += 1
+    return replaced
+
+
 def convs_to_dtype(model, dtype):
     """The convolutions' weights and biases in `dtype` once (autocast would cast them at every call); the rest
     of the model (BN statistics, the heads' normalisation buffers) stays float32. Convolutions with a dilation
@@ -129,6 +234,8 @@ def convs_to_dtype(model, dtype):
             if DilatedConvAsGemm.applies(child) and child.weight.device.type == 'cpu':
                 setattr(module, name, DilatedConvAsGemm(child, dtype))
                 converted += 1
+            elif isinstance(child, (TransposedConvAsGemm, PointwiseConvToNCHW)):
+                child.to(dtype)  # its weight matrix (the convolution it wraps is counted as its child)
             elif isinstance(child, (nn.Conv2d, nn.ConvTranspose2d)):
                 child.to(dtype)
                 converted += 1
@@ -162,6 +269,7 @@ class FastPath:
     fold_bn: bool = True
     channels_last: bool = True
     dtype: str = 'float32'
+    gemm: bool = True
     compile: bool = False
     compile_backend: str = 'inductor'  # torch.compile's backend ('eager' in the tests: tracing without codegen)
     first_call_s: dict = field(default_factory=dict, compare=False)  # entry point -> seconds of its first call
@@ -173,7 +281,7 @@ class FastPath:
         if not t.FAST_PATH:
             return None
         return cls(fold_bn=bool(t.FAST_FOLD_BN), channels_last=bool(t.FAST_CHANNELS_LAST), dtype=str(t.FAST_DTYPE),
-                   compile=bool(t.FAST_COMPILE))
+                   gemm=bool(t.FAST_GEMM), compile=bool(t.FAST_COMPILE))
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -184,8 +292,9 @@ class FastPath:
         return None if self.dtype == 'float32' else DTYPES[self.dtype]
 
     def describe(self):
-        """e.g. 'fold_bn+channels_last+bfloat16' ('eager float32' when nothing is on)."""
-        parts = [name for name, on in (('fold_bn', self.fold_bn), ('channels_last', self.channels_last)) if on]
+        """e.g. 'fold_bn+channels_last+gemm+bfloat16' ('eager float32' when nothing is on)."""
+        parts = [name for name, on in (('fold_bn', self.fold_bn), ('channels_last', self.channels_last),
+                                       ('gemm', self.gemm)) if on]
         parts += [self.dtype] if self.dtype != 'float32' else []
         parts += ['compile'] if self.compile else []
         return '+'.join(parts) or 'eager float32'
@@ -193,7 +302,7 @@ class FastPath:
     def settings(self):
         """What a test run records (eval.json)."""
         return {'fold_bn': self.fold_bn, 'channels_last': self.channels_last, 'dtype': self.dtype,
-                'compile': self.compile}
+                'gemm': self.gemm, 'compile': self.compile}
 
     def check_device(self, device):
         """A dtype this device cannot run is an error; one it only emulates, a warning."""
@@ -232,6 +341,8 @@ class FastPath:
             fold_batchnorm(model)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        if self.gemm:
+            gemm_modules(model)
         if self.autocast_dtype is not None:
             convs_to_dtype(model, self.autocast_dtype)
         compile_now = self.compile
@@ -306,10 +417,12 @@ def _fast_dtype(text):
 def add_fast_argument(parser):
     """`--fast [DTYPE]` of the test scripts, the demos and the benchmark."""
     parser.add_argument('--fast', nargs='?', const='', default=None, type=_fast_dtype, metavar='DTYPE',
-                        help='inference fast path (TEST.FAST_PATH: BN folded into the convolutions, channels_last); '
+                        help='inference fast path (TEST.FAST_PATH: BN folded into the convolutions, channels_last, '
+                             "on a CPU GEMMs for the convolutions oneDNN runs slowly); "
                              'DTYPE bfloat16 (bf16) or float16 (fp16, CUDA) adds autocast (TEST.FAST_DTYPE); '
                              'each piece can be turned off with --set TEST.FAST_FOLD_BN=false, '
-                             'TEST.FAST_CHANNELS_LAST=false; TEST.FAST_COMPILE=true adds torch.compile')
+                             'TEST.FAST_CHANNELS_LAST=false, TEST.FAST_GEMM=false; TEST.FAST_COMPILE=true adds '
+                             'torch.compile')
 
 
 def fast_overrides(value):
@@ -333,6 +446,6 @@ def describe_fast_path(cfg):
 
 
 def fast_path_tag(cfg):
-    """The test-folder suffix of cfg's fast path ('' when off), e.g. 'fast_fold_bn-channels_last-bfloat16'."""
+    """The test-folder suffix of cfg's fast path ('' when off), e.g. 'fast_fold_bn-channels_last-gemm-bfloat16'."""
     fast = FastPath.from_config(cfg)
     return '' if fast is None else 'fast_' + fast.describe().replace('+', '-').replace(' ', '-')
