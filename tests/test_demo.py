@@ -223,27 +223,31 @@ def test_flow_panel_legend_and_key_mark():
 
 @pytest.mark.parametrize('hide_pyav', [False, True])
 def test_mp4_h264_or_the_fallback_note(tmp_path, monkeypatch, capsys, hide_pyav):
-    """The mp4: H.264 through PyAV (optional in requirements.txt), odd sizes padded to even ones; without PyAV
-    (as installed, or hidden), OpenCV's mp4v and a note."""
+    """The mp4: H.264 through PyAV (optional in requirements.txt); without PyAV (as installed, or hidden),
+    OpenCV's mp4v and a note; in both an odd size is padded to an even one (mp4v would crop it), the last
+    column and row repeating the edge."""
     if hide_pyav:
         monkeypatch.setitem(sys.modules, 'av', None)  # `import av` raises ImportError
     pyav = _have_pyav()
     path = str(tmp_path / 'v.mp4')
     enc = D.VideoEncoder(path, 25.0, (161, 97))
     for i in range(5):
-        enc.write(np.full((97, 161, 3), 40 * i, np.uint8))
+        im = np.full((97, 161, 3), 40 * i, np.uint8)
+        im[:, -1] = im[-1] = 250  # the edge the padding repeats
+        enc.write(im)
     enc.close()
     enc.close()  # idempotent
     cap = cv2.VideoCapture(path)
     ok, first = cap.read()
     cap.release()
-    assert ok and _count_video_frames(path) == 5
+    assert ok and _count_video_frames(path) == 5 and first.shape == (98, 162, 3)
+    assert first[:, -1].mean() > 200 and first[-1].mean() > 200 and first[:90, :150].mean() < 20  # edge, not black
     printed = capsys.readouterr().out
     if pyav:
-        assert enc.codec == 'h264' and _fourcc(path) in ('h264', 'avc1') and first.shape == (98, 162, 3)
+        assert enc.codec == 'h264' and _fourcc(path) in ('h264', 'avc1')
         assert enc.note is None and 'note:' not in printed
     else:
-        assert enc.codec == 'mp4v' and _fourcc(path) in ('mp4v', 'fmp4')  # MPEG-4 Part 2 (OpenCV may crop odd sizes)
+        assert enc.codec == 'mp4v' and _fourcc(path) in ('mp4v', 'fmp4')  # MPEG-4 Part 2
         assert printed.startswith('note: PyAV ') and 'pip install av' in printed
     with pytest.raises(ValueError, match='a frame of 160x97 in a video of 161x97'):
         D.VideoEncoder(str(tmp_path / 'w.mp4'), 25.0, (161, 97), log=lambda m: None).write(

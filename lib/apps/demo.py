@@ -176,23 +176,25 @@ def _pyav():
 class VideoEncoder:
     """An mp4 written frame by frame (BGR uint8 of one size): H.264 (libx264, yuv420p, moov atom first so
     that browsers start playing at once) through PyAV, which browsers and common players open; without PyAV,
-    OpenCV's mp4v (MPEG-4 Part 2), with a printed note. H.264 in yuv420p needs an even width and height: an
-    odd one is padded by one pixel (the edge repeated). `codec`: 'h264' or 'mp4v'; `note`: the fallback note."""
+    OpenCV's mp4v (MPEG-4 Part 2), with a printed note. Both need an even width and height (H.264 in yuv420p
+    refuses an odd one, OpenCV's mp4v silently crops it): an odd one is padded by one pixel (the edge repeated).
+    `codec`: 'h264' or 'mp4v'; `note`: the fallback note."""
 
     def __init__(self, path, fps, size, log=print):
         self.path, self.size = path, (int(size[0]), int(size[1]))
+        self.even_size = tuple(s + s % 2 for s in self.size)  # what the file holds
         av, why = _pyav()
         self.note = None
         if av is not None:
             self.codec, self.av = 'h264', av
             self.container = av.open(path, mode='w', format='mp4', options={'movflags': '+faststart'})
             self.stream = self.container.add_stream('libx264', rate=Fraction(float(fps)).limit_denominator(1001))
-            self.stream.width, self.stream.height = (s + s % 2 for s in self.size)
+            self.stream.width, self.stream.height = self.even_size
             self.stream.pix_fmt = 'yuv420p'
             self.stream.options = {'crf': '23', 'preset': 'medium'}
         else:
             self.codec, self.av = 'mp4v', None
-            self.writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), float(fps), self.size)
+            self.writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), float(fps), self.even_size)
             if not self.writer.isOpened():
                 self.writer = None
                 raise OSError(f"could not open {path} for writing (OpenCV without an mp4v encoder?)")
@@ -204,11 +206,11 @@ class VideoEncoder:
         if (im.shape[1], im.shape[0]) != self.size:
             raise ValueError(f"{self.path}: a frame of {im.shape[1]}x{im.shape[0]} in a video of "
                              f"{self.size[0]}x{self.size[1]}")
+        if self.size != self.even_size:
+            im = cv2.copyMakeBorder(im, 0, self.size[1] % 2, 0, self.size[0] % 2, cv2.BORDER_REPLICATE)
         if self.av is None:
             self.writer.write(im)
             return
-        if self.size[0] % 2 or self.size[1] % 2:
-            im = cv2.copyMakeBorder(im, 0, self.size[1] % 2, 0, self.size[0] % 2, cv2.BORDER_REPLICATE)
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(im), format='bgr24')
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
