@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import lib.ops as ops
 from lib.dataset.loader import make_imdb
+from lib.dataset.vid_classes import wnid_to_index
 from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, imdb_annotations, load_gt,
                                               print_ap_table, read_detections, write_eval_json, write_frame_list)
 from lib.model.fast_path import FastPath
@@ -212,9 +213,10 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
     gt_cache = os.path.join(output_dir, f'{image_set}_gt_cache.pkl')
     eval_json = os.path.join(output_dir, 'eval.json')
     try:
-        class_to_index = {w: i for i, w in enumerate(class_names[1]) if i > 0}
+        class_to_index = wnid_to_index(class_names[1])
         frame_list = [(f['index'], f['frame_id']) for f in frames]
-        # annotation_root: the XML folder, or a function (frame_list, class_to_index, cache_file=) -> gt (CocoVID)
+        # annotation_root: the XML folder, or a function (frame_list, class_to_index, cache_file=) -> gt
+        # (imdb_annotations)
         load = annotation_root if callable(annotation_root) else functools.partial(load_gt, annotation_root)
         if rank == 0:
             gt = load(frame_list, class_to_index, cache_file=gt_cache)
@@ -270,7 +272,7 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
         fast.prepare(model, dev)
         settings = dict(settings or {}, FAST_PATH=fast.settings())
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
-    annotation_root = imdb_annotations(imdb)  # the XML folder, or the dataset's own records (CocoVID json)
+    annotation_root = imdb_annotations(imdb)  # the XML folder's or the dataset's own records (CocoVID json)
     run_info = run_record(cfg, checkpoint, dev, settings) if dist.rank() == 0 else None
     result = run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
                       annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,

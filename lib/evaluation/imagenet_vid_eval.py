@@ -49,6 +49,7 @@ Motion-specific mAP (FGFA's approach, as far as the public description goes: FGF
 """
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -667,14 +668,14 @@ def evaluate_det_file(det_path, eval_list, annotation_root, classes="imagenet_vi
 
 
 def imdb_annotations(imdb):
-    """Where the ground truth of a test imdb comes from, as run_test and the CLI read it: the XML folder of
-    an ILSVRC-layout dataset (for load_gt), or, for a dataset that carries its own records (CocoVID json:
-    `eval_records`), a function (frames, class_to_index, cache_file=None) -> the ground truth (make_gt)."""
+    """The ground truth of a test imdb, as run_test and the CLI read it: a function (frames, class_to_index,
+    cache_file=None) -> ground truth, over the XML folder of an ILSVRC-layout dataset (load_gt) or, for a dataset
+    that carries its own records (CocoVID json: `eval_records`), over those (make_gt)."""
     if hasattr(imdb, 'eval_records'):
         def load(frames, class_to_index, cache_file=None):
             return make_gt(frames, imdb.eval_records(frames, class_to_index), class_to_index)
         return load
-    return os.path.join(imdb.data_path, 'Annotations', imdb.det_vid)
+    return functools.partial(load_gt, os.path.join(imdb.data_path, 'Annotations', imdb.det_vid))
 
 
 def evaluate_det_file_of_config(det_path, cfg, motion=True, verbose=True):
@@ -682,9 +683,7 @@ def evaluate_det_file_of_config(det_path, cfg, motion=True, verbose=True):
     port reads: ILSVRC layout, CocoVID json, synthetic). Returns (result, class names)."""
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
     frames = [(f['index'], f['frame_id']) for f in imdb.test_frames()]
-    class_to_index = {w: i for i, w in enumerate(imdb.wnids) if i > 0}
-    source = imdb_annotations(imdb)
-    gt = source(frames, class_to_index) if callable(source) else load_gt(source, frames, class_to_index)
+    gt = imdb_annotations(imdb)(frames, wnid_to_index(imdb.wnids))
     names = list(imdb.classes)
     result = evaluate_detections(read_detections(det_path).reshape(-1, 7), gt, len(names), motion=motion,
                                  class_names=names, verbose=verbose)
