@@ -57,8 +57,12 @@ class FlyingChairs(torch.utils.data.Dataset):
         if im1.shape != im2.shape or im1.shape[:2] != flow.shape[:2]:
             raise ValueError(f"pair {self.ids[k]:05d}: sizes differ: img1 {im1.shape[:2]}, img2 {im2.shape[:2]}, "
                              f"flow {flow.shape[:2]} ({pf})")
+        planes = np.empty((2,) + flow.shape[:2], np.float32)
         if self.flip and np.random.default_rng([self.seed, self.epoch, k]).random() < 0.5:
             im1, im2 = im1[:, ::-1], im2[:, ::-1]
-            flow = flow[:, ::-1] * np.array([-1.0, 1.0], np.float32)
-        flow = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1)))
+            np.negative(flow[:, ::-1, 0], out=planes[0])  # mirrored: u changes sign
+            planes[1] = flow[:, ::-1, 1]
+        else:
+            planes[0], planes[1] = flow[:, :, 0], flow[:, :, 1]
+        flow = torch.from_numpy(planes)
         return to_tensor(im1, self.pixel_means), to_tensor(im2, self.pixel_means), flow
