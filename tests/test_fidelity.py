@@ -225,6 +225,37 @@ def test_mxnet_sgd_update_and_the_lr_step():
     assert lr_at(0) == lr_at(332) == 0.00025 and lr_at(333) == pytest.approx(0.000025)
 
 
+def test_mxnet_sgd_equals_the_per_parameter_update():
+    """MXNetSGD over several steps: bit for bit the per-parameter update
+    mom = momentum * mom - lr * lr_mult * (grad + wd * w); w += mom, over several steps, two groups (one with
+    lr_mult 0 and no weight decay), parameters with and without a gradient, an lr change."""
+    from lib.core.trainer import MXNetSGD
+    g = torch.Generator().manual_seed(0)
+    shapes = [(8, 4, 3, 3), (8,), (5, 8), (3,)]
+    ws = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in shapes]
+    frozen = [torch.nn.Parameter(torch.randn(4, generator=g))]
+    ref_w = [w.detach().clone() for w in ws + frozen]
+    ref_mom = [torch.zeros_like(w) for w in ref_w]
+    opt = MXNetSGD([{'params': ws, 'weight_decay': 1e-3, 'lr_mult': 1.0},
+                    {'params': frozen, 'weight_decay': 0.0, 'lr_mult': 0.0}], lr=0.05, momentum=0.9)
+    for step in range(6):
+        if step == 3:
+            for group in opt.param_groups:
+                group['lr'] = 0.005
+        lr = opt.param_groups[0]['lr']
+        for i, w in enumerate(ws + frozen):
+            w.grad = None if (step + i) % 4 == 0 else torch.randn(w.shape, generator=g)
+            grad = w.grad if w.grad is not None else torch.zeros_like(w)
+            wd, mult = (1e-3, 1.0) if i < len(ws) else (0.0, 0.0)
+            if wd:
+                grad = grad.add(ref_w[i], alpha=wd)
+            ref_mom[i].mul_(0.9).add_(grad, alpha=-lr * mult)
+            ref_w[i].add_(ref_mom[i])
+        opt.step()
+        for w, r in zip(ws + frozen, ref_w):
+            assert torch.equal(w.detach(), r)
+
+
 def test_post_processing_threshold_nms_and_the_300_cap_keeping_ties():
     """im_detect + pred_eval: per class, scores > thresh (strictly), NMS 0.3; then at most 300 detections,
     cut at the 300th score with >=, so ties at the cut are all kept."""
