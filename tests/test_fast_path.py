@@ -198,6 +198,34 @@ def test_score_map_convs_write_nchw_for_psroi_pool():
         assert out.is_contiguous()
 
 
+def test_flownet_pools_its_inputs_first_on_the_fast_path():
+    """The fast path has FlowNet-S pool each image before concatenating and scaling them (the original: scale,
+    then pool the pair): the same flow and scale map (float64, odd sizes: ceil pooling), and only there; images
+    stay in the layout they come in (feature maps become channels_last)."""
+    from lib.model.flownet import FlowNetS
+    torch.manual_seed(0)
+    net = FlowNetS(feat_dim=16, width_mult=0.25).double().eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                torch.nn.init.normal_(m.weight, 0, 0.05)
+    cur, key = (torch.randn(1, 3, 97, 161, dtype=torch.float64) * 50 for _ in range(2))
+    with torch.no_grad():
+        ref = net(cur, key)
+        net.pool_inputs_first = True
+        got = net(cur, key)
+    assert ref[0].abs().max() > 1e-3
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    from dff_rfcn.model import DFF
+    cfg = update_from_list(load_config(SYNTH), ['device=cpu'])
+    assert DFF(cfg).flownet.pool_inputs_first is False
+    fast = FastPath()
+    assert fast.prepare(DFF(cfg).eval(), 'cpu').flownet.pool_inputs_first is True
+    image, feat = torch.randn(1, 3, 8, 8), torch.randn(1, 16, 8, 8)
+    assert fast.layout(image) is image and fast.layout(feat).is_contiguous(memory_format=torch.channels_last)
+
+
 def test_reduced_precision_converts_the_convolutions_once():
     """FAST_DTYPE bfloat16: every convolution's weights are bfloat16 from the start (no cast per call), a
     dilation-6 convolution becomes DilatedConvAsGemm on a CPU, while the BN statistics (unfolded) and the
