@@ -125,6 +125,29 @@ def test_an_official_params_that_does_not_fit_is_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- mapping
+def test_the_rfcn_training_script_fine_tunes_a_whole_checkpoint(tmp_path):
+    """experiments/rfcn/rfcn_end2end_train_test.py's network.pretrained: a bare backbone state dict (or the
+    official resnet_v1_101 file) fills the backbone only, as in the original; an R-FCN checkpoint of this project
+    fills the whole detector (fine-tuning a trained model), as DFF's script does."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'rfcn_train_script', os.path.join(ROOT, 'experiments', 'rfcn', 'rfcn_end2end_train_test.py'))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    trained, _ = tiny('rfcn', seed=3)
+    save_checkpoint(tmp_path / 'rfcn-0000.pth', {'model': trained.state_dict()})
+    save_state_dict(tmp_path / 'bare-0000.pth', trained.feature.backbone.state_dict())
+    model, cfg = tiny('rfcn', seed=1)
+    heads = copy_of(model.heads)
+    cfg.network.pretrained, cfg.network.pretrained_epoch = str(tmp_path / 'bare'), 0
+    script.init_weights(model, cfg)
+    assert same(model.feature.backbone, trained.feature.backbone) and unchanged(model.heads, heads)
+    assert not same(model.heads, trained.heads)
+    cfg.network.pretrained = str(tmp_path / 'rfcn')
+    script.init_weights(model, cfg)
+    assert same(model, trained)
+
+
 def test_explicit_mapping_between_parts(tmp_path):
     dff, cfg = tiny('dff', seed=1)
     backbone, _ = tiny('resnet', seed=2)

@@ -19,7 +19,9 @@ from rfcn.test import build_model, test  # the model and its test, as rfcn/test.
 
 
 def init_weights(model, cfg):
-    load_pretrained(model.feature.backbone, cfg.network.pretrained, cfg.network.pretrained_epoch, cfg=cfg)
+    # the official resnet_v1_101 file (or a bare backbone state dict) fills the backbone, as in the original;
+    # an R-FCN checkpoint of this project fills the whole detector (fine-tuning a trained model)
+    load_pretrained(model, cfg.network.pretrained, cfg.network.pretrained_epoch, bare='feature.backbone', cfg=cfg)
 
 
 def train_data(cfg):
