@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from lib.config.config import FAST_DTYPES
 
+from .detection import DetectionHeads
 from .frozen_bn import BN_TYPES
 from .resnet_v1 import ResNetV1
 
@@ -210,7 +211,6 @@ def gemm_modules(model):
     """TEST.FAST_GEMM on a CPU: every ConvTranspose2d becomes TransposedConvAsGemm (which decides per call), the
     R-FCN score-map convolutions (DetectionHeads.rfcn_cls / rfcn_bbox) PointwiseConvToNCHW. Returns the number
     of modules replaced."""
-    from .detection import DetectionHeads
     replaced = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
