@@ -64,6 +64,7 @@ class ProposalParams:
 class DetectionHeads(nn.Module):
     """RPN + proposals + R-FCN on conv_feat; in training the roi sampling, OHEM (ohem_rois > 0: the rois
     kept per image) and the four losses."""
+    PSROI_INPUTS = ('rfcn_cls', 'rfcn_bbox')  # the convolutions whose maps psroi_pool reads (lib/model/fast_path.py)
 
     @configurable
     def __init__(self, *, feat_dim, num_classes, class_agnostic, anchor_scales, anchor_ratios, normalize_rpn,

@@ -40,7 +40,6 @@ import torch.nn.functional as F
 
 from lib.config.config import FAST_DTYPES
 
-from .detection import DetectionHeads
 from .frozen_bn import BN_TYPES
 from .resnet_v1 import ResNetV1
 
@@ -209,7 +208,8 @@ class PointwiseConvToNCHW(nn.Module):
 
 def gemm_modules(model):
     """TEST.FAST_GEMM on a CPU: every ConvTranspose2d becomes TransposedConvAsGemm (which decides per call), the
-    R-FCN score-map convolutions (DetectionHeads.rfcn_cls / rfcn_bbox) PointwiseConvToNCHW. Returns the number
+    R-FCN score-map convolutions (those a module names in PSROI_INPUTS: DetectionHeads' rfcn_cls / rfcn_bbox)
+    PointwiseConvToNCHW. Returns the number
     of modules replaced."""
     replaced = 0
     for module in list(model.modules()):
@@ -217,7 +217,7 @@ def gemm_modules(model):
             if TransposedConvAsGemm.applies(child) and child.weight.device.type == 'cpu':
                 setattr(module, name, TransposedConvAsGemm(child))
                 replaced += 1
-            elif (isinstance(module, DetectionHeads) and name in ('rfcn_cls', 'rfcn_bbox')
+            elif (name in getattr(module, 'PSROI_INPUTS', ())
                   and PointwiseConvToNCHW.applies(child) and child.weight.device.type == 'cpu'):
                 setattr(module, name, PointwiseConvToNCHW(child))
                 replaced += 1
