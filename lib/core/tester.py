@@ -24,7 +24,7 @@ from tqdm import tqdm
 import lib.ops as ops
 from lib.dataset.loader import make_imdb
 from lib.dataset.vid_classes import wnid_to_index
-from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, imdb_annotations, load_gt,
+from lib.evaluation.imagenet_vid_eval import (evaluate_detections, format_detections, imdb_annotations,
                                               print_ap_table, read_detections, write_eval_json, write_frame_list)
 from lib.model.fast_path import FastPath
 from lib.model.weights import load_model_weights
@@ -198,11 +198,12 @@ def add_counts(a, b):
     return out
 
 
-def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_names, thresh=None,
+def run_test(cfg, frames, detect, output_dir, image_set, load_annotations, class_names, thresh=None,
              by_video=False, desc='test', device='cpu', run_info=None):
     """Detect on `frames` (dicts with 'image', 'frame_id', 'video', 'index'), write
     <output_dir>/det_<image_set>_all.txt, evaluate, write eval.json (with run_info, what the result was
-    computed from, under 'run'); returns the eval result dict. The annotations are read first: each
+    computed from, under 'run'); returns the eval result dict. The annotations are read first
+    (load_annotations(frame_list, class_to_index, cache_file=): imdb_annotations(imdb)); each
     image is checked against its <size>. A run that fails leaves no file of its own behind (and removes
     the output folder when it created it)."""
     rank = dist.rank()
@@ -215,14 +216,11 @@ def run_test(cfg, frames, detect, output_dir, image_set, annotation_root, class_
     try:
         class_to_index = wnid_to_index(class_names[1])
         frame_list = [(f['index'], f['frame_id']) for f in frames]
-        # annotation_root: the XML folder, or a function (frame_list, class_to_index, cache_file=) -> gt
-        # (imdb_annotations)
-        load = annotation_root if callable(annotation_root) else functools.partial(load_gt, annotation_root)
         if rank == 0:
-            gt = load(frame_list, class_to_index, cache_file=gt_cache)
+            gt = load_annotations(frame_list, class_to_index, cache_file=gt_cache)  # imdb_annotations(imdb)
         dist.barrier()
         if rank != 0:
-            gt = load(frame_list, class_to_index, cache_file=gt_cache)
+            gt = load_annotations(frame_list, class_to_index, cache_file=gt_cache)
         sizes = [(r['height'], r['width']) for r in gt['records']]
         timing = detect_to_file(cfg, frames, detect, det_file, thresh, sizes=sizes, by_video=by_video, desc=desc,
                                 device=device)
@@ -272,10 +270,10 @@ def run_model_test(cfg, build_model, checkpoint, output_dir, make_detector, thre
         fast.prepare(model, dev)
         settings = dict(settings or {}, FAST_PATH=fast.settings())
     imdb = make_imdb(cfg, cfg.dataset.test_image_set)
-    annotation_root = imdb_annotations(imdb)  # the XML folder's or the dataset's own records (CocoVID json)
+    load_annotations = imdb_annotations(imdb)  # the XML folder's or the dataset's own records (CocoVID json)
     run_info = run_record(cfg, checkpoint, dev, settings) if dist.rank() == 0 else None
     result = run_test(cfg, imdb.test_frames(), make_detector(model), output_dir, cfg.dataset.test_image_set,
-                      annotation_root, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,
+                      load_annotations, (imdb.classes, imdb.wnids), thresh=thresh, by_video=by_video, desc=desc,
                       device=dev, run_info=run_info)
     if fast is not None and fast.compile and dist.rank() == 0:
         print('fast path: first call (torch.compile) ' + ', '.join(f'{k} {v:.1f} s' for k, v in fast.first_call_s.items()))

@@ -151,8 +151,8 @@ class TransposedConvAsGemm(nn.Module):
         self.deconv = deconv
         self.kernel_size, self.stride, self.padding, self.dilation = (k_h, k_w), deconv.stride, deconv.padding, \
             deconv.dilation
-        with torch.no_grad():  # rows (c_out, k_h, k_w): the column order F.fold reads
-            self.register_buffer('weight_matrix', deconv.weight.detach().reshape(c_in, -1).t().contiguous())
+        with torch.no_grad():  # the weight in NCHW order, so that its (c_out k_h k_w, c_in) matrix is a view (no copy)
+            deconv.weight.data = deconv.weight.data.contiguous()
 
     @staticmethod
     def applies(module):
@@ -167,7 +167,8 @@ class TransposedConvAsGemm(nn.Module):
         (k_h, k_w), (s_h, s_w), (p_h, p_w), (d_h, d_w) = self.kernel_size, self.stride, self.padding, self.dilation
         h_out = (h - 1) * s_h - 2 * p_h + d_h * (k_h - 1) + 1
         w_out = (w - 1) * s_w - 2 * p_w + d_w * (k_w - 1) + 1
-        cols = torch.matmul(self.weight_matrix.to(dtype), _columns(x).to(dtype))  # (n, c_out k_h k_w, h w)
+        weight = self.deconv.weight.reshape(c, -1).t()  # rows (c_out, k_h, k_w): the column order F.fold reads
+        cols = torch.matmul(weight.to(dtype), _columns(x).to(dtype))  # (n, c_out k_h k_w, h w)
         y = F.fold(cols, (h_out, w_out), self.kernel_size, dilation=self.dilation, padding=self.padding,
                    stride=self.stride)
         if self.deconv.bias is not None:
@@ -184,8 +185,6 @@ class PointwiseConvToNCHW(nn.Module):
     def __init__(self, conv):
         super().__init__()
         self.conv = conv
-        with torch.no_grad():
-            self.register_buffer('weight_matrix', conv.weight.detach().reshape(conv.out_channels, -1).contiguous())
 
     @staticmethod
     def applies(module):
@@ -195,7 +194,8 @@ class PointwiseConvToNCHW(nn.Module):
     def forward(self, x):
         n, c, h, w = x.shape
         dtype = _compute_dtype(x)
-        weight, cols = self.weight_matrix.to(dtype), _columns(x).to(dtype)
+        weight = self.conv.weight.reshape(self.conv.out_channels, -1)  # a view in either memory format (1x1)
+        weight, cols = weight.to(dtype), _columns(x).to(dtype)
         bias = self.conv.bias
         if bias is not None and n == 1:
             y = torch.addmm(bias.to(dtype)[:, None], weight, cols[0])[None]
@@ -209,8 +209,8 @@ class PointwiseConvToNCHW(nn.Module):
 def gemm_modules(model):
     """TEST.FAST_GEMM on a CPU: every ConvTranspose2d becomes TransposedConvAsGemm (which decides per call), the
     R-FCN score-map convolutions (those a module names in PSROI_INPUTS: DetectionHeads' rfcn_cls / rfcn_bbox)
-    PointwiseConvToNCHW. Returns the number
-    of modules replaced."""
+    PointwiseConvToNCHW; each keeps the convolution it replaces and reads its weight (no copy). Returns the
+    number of modules replaced."""
     replaced = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
@@ -234,8 +234,6 @@ def convs_to_dtype(model, dtype):
             if DilatedConvAsGemm.applies(child) and child.weight.device.type == 'cpu':
                 setattr(module, name, DilatedConvAsGemm(child, dtype))
                 converted += 1
-            elif isinstance(child, (TransposedConvAsGemm, PointwiseConvToNCHW)):
-                child.to(dtype)  # its weight matrix (the convolution it wraps is counted as its child)
             elif isinstance(child, (nn.Conv2d, nn.ConvTranspose2d)):
                 child.to(dtype)
                 converted += 1
