@@ -27,6 +27,9 @@ def _crop(x, like):
 
 class FlowNetS(nn.Module):
     FLOW_SCALE = 2.5  # docs/fidelity.md §5.1: Convolution5 x 2.5
+    # decoder stages (deconvolution, flow upsampling, flow prediction), the original's layer names
+    DECODER = (('deconv5', 'upsample_flow6to5', 'Convolution2'), ('deconv4', 'upsample_flow5to4', 'Convolution3'),
+               ('deconv3', 'upsample_flow4to3', 'Convolution4'), ('deconv2', 'upsample_flow3to2', 'Convolution5'))
 
     @configurable
     def __init__(self, feat_dim=1024, width_mult=1.0, feat_stride=16):
@@ -59,24 +62,17 @@ class FlowNetS(nn.Module):
         self.conv6 = conv(c512, c1024, 3, 2, 1)
         self.conv6_1 = conv(c1024, c1024, 3, 1, 1)
         self.Convolution1 = conv(c1024, 2, 3, 1, 1)
-        cat5 = c512 + c512 + 2
-        self.deconv5 = nn.ConvTranspose2d(c1024, c512, 4, 2, 1)
-        self.upsample_flow6to5 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
-        self.Convolution2 = conv(cat5, 2, 3, 1, 1)
-        cat4 = c512 + c256 + 2
-        self.deconv4 = nn.ConvTranspose2d(cat5, c256, 4, 2, 1)
-        self.upsample_flow5to4 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
-        self.Convolution3 = conv(cat4, 2, 3, 1, 1)
-        cat3 = c256 + c128 + 2
-        self.deconv3 = nn.ConvTranspose2d(cat4, c128, 4, 2, 1)
-        self.upsample_flow4to3 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
-        self.Convolution4 = conv(cat3, 2, 3, 1, 1)
-        cat2 = c128 + c64 + 2
-        self.deconv2 = nn.ConvTranspose2d(cat3, c64, 4, 2, 1)
-        self.upsample_flow3to2 = nn.ConvTranspose2d(2, 2, 4, 2, 1)
-        self.Convolution5 = conv(cat2, 2, 3, 1, 1)
-        self.Convolution5_scale = conv(cat2, feat_dim, 1, 1, 0)
-        self.concat_channels = cat2
+        # the decoder, coarse to fine: each stage concatenates [encoder skip, deconvolved map, upsampled flow]
+        # and predicts a flow from it (registered in the original's order: deconv, upsample, prediction)
+        cin = c1024
+        for (deconv, upsample, predict), skip, out in zip(self.DECODER, (c512, c512, c256, c128),
+                                                            (c512, c256, c128, c64)):
+            setattr(self, deconv, nn.ConvTranspose2d(cin, out, 4, 2, 1))
+            setattr(self, upsample, nn.ConvTranspose2d(2, 2, 4, 2, 1))
+            cin = skip + out + 2
+            setattr(self, predict, conv(cin, 2, 3, 1, 1))
+        self.Convolution5_scale = conv(cin, feat_dim, 1, 1, 0)
+        self.concat_channels = cin
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, a=0.1, nonlinearity='leaky_relu')
@@ -103,20 +99,18 @@ class FlowNetS(nn.Module):
         c4 = lrelu(self.conv4_1(lrelu(self.conv4(c3))))
         c5 = lrelu(self.conv5_1(lrelu(self.conv5(c4))))
         c6 = lrelu(self.conv6_1(lrelu(self.conv6(c5))))
-        flow6 = self.Convolution1(c6)
-        cat5 = torch.cat([c5, lrelu(_crop(self.deconv5(c6), c5)), _crop(self.upsample_flow6to5(flow6), c5)], 1)
-        flow5 = self.Convolution2(cat5)
-        cat4 = torch.cat([c4, lrelu(_crop(self.deconv4(cat5), c4)), _crop(self.upsample_flow5to4(flow5), c4)], 1)
-        flow4 = self.Convolution3(cat4)
-        cat3 = torch.cat([c3, lrelu(_crop(self.deconv3(cat4), c3)), _crop(self.upsample_flow4to3(flow4), c3)], 1)
-        flow3 = self.Convolution4(cat3)
-        cat2 = torch.cat([c2, lrelu(_crop(self.deconv2(cat3), c2)), _crop(self.upsample_flow3to2(flow3), c2)], 1)
-        pooled = F.avg_pool2d(cat2, 2, 2, ceil_mode=True) if self.feat_stride == 16 else cat2  # resize_concat5: 8 -> 16
+        x, flows = c6, [self.Convolution1(c6)]  # flow6
+        for (deconv, upsample, predict), skip in zip(self.DECODER, (c5, c4, c3, c2)):
+            x = torch.cat([skip, lrelu(_crop(getattr(self, deconv)(x), skip)),
+                           _crop(getattr(self, upsample)(flows[-1]), skip)], 1)
+            if predict != 'Convolution5':  # flow5, flow4, flow3; Convolution5 predicts after resize_concat5
+                flows.append(getattr(self, predict)(x))
+        pooled = F.avg_pool2d(x, 2, 2, ceil_mode=True) if self.feat_stride == 16 else x  # resize_concat5: 8 -> 16
         flow = self.Convolution5(pooled) * self.flow_scale
         scale = self.Convolution5_scale(pooled)
         if multiscale:
             # raw predictions (flow/20 in half-resolution pixels) at strides 64, 32, 16, 8 (of the input)
-            return flow, scale, [flow6, flow5, flow4, flow3, self.Convolution5(cat2)]
+            return flow, scale, flows + [self.Convolution5(x)]
         return flow, scale
 
 

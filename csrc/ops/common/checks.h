@@ -61,6 +61,14 @@ inline void check_psroi_args(const at::Tensor& data, const at::Tensor& rois, dou
   check_same_device_dtype(op, {{"data", data}, {"rois", rois}});
 }
 
+// The gradient handed to psroi_pool's backward: (R, output_dim, pooled_size, pooled_size).
+inline void check_psroi_grad(const at::Tensor& grad, const at::Tensor& rois, int64_t output_dim, int64_t pooled_size) {
+  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == rois.size(0) && grad.size(1) == output_dim &&
+                  grad.size(2) == pooled_size && grad.size(3) == pooled_size,
+              "psroi_pool backward: grad ", sizes_str(grad), " does not match (R, output_dim, pooled, pooled) = (",
+              rois.size(0), ", ", output_dim, ", ", pooled_size, ", ", pooled_size, ")");
+}
+
 inline void check_flow_warp_args(const at::Tensor& data, const at::Tensor& flow) {
   const char* op = "flow_warp";
   TORCH_CHECK(data.dim() == 4, op, ": `data` must be 4-D (N, C, H, W), got ", sizes_str(data));

@@ -75,10 +75,7 @@ at::Tensor psroi_pool_forward_cpu(const at::Tensor& data, const at::Tensor& rois
 at::Tensor psroi_pool_backward_cpu(const at::Tensor& grad, const at::Tensor& rois, double spatial_scale,
                                    int64_t output_dim, int64_t pooled_size, int64_t group_size, int64_t batch_size,
                                    int64_t height, int64_t width) {
-  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == rois.size(0) && grad.size(1) == output_dim &&
-                  grad.size(2) == pooled_size && grad.size(3) == pooled_size,
-              "psroi_pool backward: grad ", sizes_str(grad), " does not match (R, output_dim, pooled, pooled) = (",
-              rois.size(0), ", ", output_dim, ", ", pooled_size, ", ", pooled_size, ")");
+  check_psroi_grad(grad, rois, output_dim, pooled_size);
   const int64_t C = output_dim * group_size * group_size, H = height, W = width, R = rois.size(0);
   const int P = static_cast<int>(pooled_size), G = static_cast<int>(group_size);
   if (R == 0) return at::zeros({batch_size, C, H, W}, grad.options());

@@ -9,18 +9,28 @@
 namespace dff {
 namespace {
 
+// Output element i of (R, output_dim, P, P): its roi's batch index, the input channel it reads and its bin.
+struct OutputBin {
+  int64_t batch;
+  int channel;
+  math::PSBin bin;
+};
+
+template <typename T>
+__device__ OutputBin output_bin(int64_t i, const T* rois, T scale, int H, int W, int output_dim, int P, int G) {
+  const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
+  const int ctop = static_cast<int>((i / P / P) % output_dim);
+  const T* roi = rois + (i / P / P / output_dim) * 5;
+  return {static_cast<int64_t>(roi[0]), math::psroi_channel(ctop, ph, pw, P, G),
+          math::psroi_bin(roi, scale, P, H, W, ph, pw)};
+}
+
 template <typename T>
 __global__ void psroi_forward_kernel(int64_t total, const T* data, const T* rois, T scale, int64_t sN, int64_t sC,
                                      int64_t sH, int64_t sW, int H, int W, int output_dim, int P, int G, T* out) {
   DFF_CUDA_1D_LOOP(i, total) {
-    const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
-    const int ctop = static_cast<int>((i / P / P) % output_dim);
-    const int64_t n = i / P / P / output_dim;
-    const T* roi = rois + n * 5;
-    const int64_t b = static_cast<int64_t>(roi[0]);
-    const math::PSBin bin = math::psroi_bin(roi, scale, P, H, W, ph, pw);
-    const int c = math::psroi_channel(ctop, ph, pw, P, G);
-    out[i] = math::psroi_bin_mean(data + b * sN + c * sC, sH, sW, bin);
+    const OutputBin o = output_bin(i, rois, scale, H, W, output_dim, P, G);
+    out[i] = math::psroi_bin_mean(data + o.batch * sN + o.channel * sC, sH, sW, o.bin);
   }
 }
 
@@ -28,18 +38,12 @@ template <typename T>
 __global__ void psroi_backward_kernel(int64_t total, const T* grad, const T* rois, T scale, int64_t C, int H, int W,
                                       int output_dim, int P, int G, T* grad_data) {
   DFF_CUDA_1D_LOOP(i, total) {
-    const int pw = static_cast<int>(i % P), ph = static_cast<int>((i / P) % P);
-    const int ctop = static_cast<int>((i / P / P) % output_dim);
-    const int64_t n = i / P / P / output_dim;
-    const T* roi = rois + n * 5;
-    const int64_t b = static_cast<int64_t>(roi[0]);
-    const math::PSBin bin = math::psroi_bin(roi, scale, P, H, W, ph, pw);
-    if (bin.empty()) continue;
-    const int c = math::psroi_channel(ctop, ph, pw, P, G);
-    const T v = grad[i] / static_cast<T>(bin.area());
-    T* plane = grad_data + (b * C + c) * H * W;
-    for (int h = bin.hstart; h < bin.hend; ++h)
-      for (int w = bin.wstart; w < bin.wend; ++w) atomicAdd(plane + h * W + w, v);
+    const OutputBin o = output_bin(i, rois, scale, H, W, output_dim, P, G);
+    if (o.bin.empty()) continue;
+    const T v = grad[i] / static_cast<T>(o.bin.area());
+    T* plane = grad_data + (o.batch * C + o.channel) * H * W;
+    for (int h = o.bin.hstart; h < o.bin.hend; ++h)
+      for (int w = o.bin.wstart; w < o.bin.wend; ++w) atomicAdd(plane + h * W + w, v);
   }
 }
 
@@ -68,9 +72,7 @@ at::Tensor psroi_pool_forward_cuda(const at::Tensor& data, const at::Tensor& roi
 at::Tensor psroi_pool_backward_cuda(const at::Tensor& grad, const at::Tensor& rois, double spatial_scale,
                                     int64_t output_dim, int64_t pooled_size, int64_t group_size, int64_t batch_size,
                                     int64_t height, int64_t width) {
-  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == rois.size(0) && grad.size(1) == output_dim &&
-                  grad.size(2) == pooled_size && grad.size(3) == pooled_size,
-              "psroi_pool backward: grad ", sizes_str(grad), " does not match (R, output_dim, pooled, pooled)");
+  check_psroi_grad(grad, rois, output_dim, pooled_size);
   c10::cuda::CUDAGuard guard(grad.device());
   const int64_t C = output_dim * group_size * group_size;
   auto grad_data = at::zeros({batch_size, C, height, width}, grad.options());
