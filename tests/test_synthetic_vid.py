@@ -232,6 +232,33 @@ def test_determinism(tmp_path):
             assert fa.read() != fc.read(), f
 
 
+def _contents(root):
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            if f not in (sv.META_FILE, sv._LOCK_FILE):  # the meta records the seconds it took
+                with open(p, 'rb') as fh:
+                    out[os.path.relpath(p, root)] = fh.read()
+    return out
+
+
+def test_processes_write_the_same_bytes(tmp_path):
+    # generate() hands its items to a pool of processes on a large dataset; every item draws from its own
+    # streams, so the bytes (image sets' order included) are those of one process
+    sizes = dict(SMALL, det_images=12, flow_pairs=6)
+    one, two = (str(tmp_path / x) for x in ('one', 'two'))
+    sv.generate(one, seed=3, workers=1, **sizes)
+    sv.generate(two, seed=3, workers=2, **sizes)
+    a, b = _contents(one), _contents(two)
+    assert a.keys() == b.keys() and len(a) > 100
+    assert [k for k in a if a[k] != b[k]] == []
+    # DET image k is its class's (k // 5 + 1)-th: the names the sequential counters gave
+    det = _lines(one, 'DET_train_30classes')
+    assert [d[0].rsplit('/', 1)[1] for d in det[:6]] == [f'{sv.SYNTHETIC_WNIDS[1 + k % 5]}_{k // 5 + 1}' for k in range(6)]
+    assert sv._auto_workers(10) == 1  # the tests' small datasets stay in one process
+
+
 def test_idempotent_and_regenerates(tmp_path):
     root = str(tmp_path / 'ds')
     sv.generate(root, seed=0, **TINY)

@@ -37,6 +37,7 @@ derived from (seed, kind, index), so changing one count does not change the othe
 """
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -578,12 +579,13 @@ def _write_video(root, seed, split, index, num_frames, params):
     return _write_clip(root, split, index, num_frames, params, frame, rng)
 
 
-def _write_det(root, seed, k, counters, params):
-    """DET image k (0-based): its folder class cycles through the classes; returns its index."""
-    wnid_id = 1 + k % (len(SYNTHETIC_CLASSES) - 1)
+def _write_det(root, seed, k, params):
+    """DET image k (0-based): its folder class cycles through the classes (image k is its class's
+    k // num_classes + 1-th); returns its index."""
+    num_classes = len(SYNTHETIC_CLASSES) - 1
+    wnid_id = 1 + k % num_classes
     wnid = SYNTHETIC_WNIDS[wnid_id]
-    counters[wnid] = counters.get(wnid, 0) + 1
-    name = f'{wnid}_{counters[wnid]}'
+    name = f'{wnid}_{k // num_classes + 1}'
     rel = f'train/ILSVRC2013_train/{wnid}'
     rng = _rng(seed, _KIND_DET, k)
     scene = Scene(rng, params['height'], params['width'], regime='still', main_class=SYNTHETIC_CLASSES[wnid_id])
@@ -600,20 +602,53 @@ def _write_det(root, seed, k, counters, params):
     return f'{rel}/{name}'
 
 
-def _write_flow_pairs(root, seed, params):
-    n = params['flow_pairs']
+def _write_flow_pair(root, seed, pid, params):
     data_dir = os.path.join(root, 'FlowPairs', 'data')
-    os.makedirs(data_dir, exist_ok=True)
-    for pid in range(1, n + 1):
-        pair = flow_pair(seed, pid, params)
-        write_ppm(os.path.join(data_dir, f'{pid:05d}_img1.ppm'), pair['img1'])
-        write_ppm(os.path.join(data_dir, f'{pid:05d}_img2.ppm'), pair['img2'])
-        write_flo(os.path.join(data_dir, f'{pid:05d}_flow.flo'), pair['flow'])
+    pair = flow_pair(seed, pid, params)
+    write_ppm(os.path.join(data_dir, f'{pid:05d}_img1.ppm'), pair['img1'])
+    write_ppm(os.path.join(data_dir, f'{pid:05d}_img2.ppm'), pair['img2'])
+    write_flo(os.path.join(data_dir, f'{pid:05d}_flow.flo'), pair['flow'])
+
+
+def _write_flow_split(root, seed, params):
+    n = params['flow_pairs']
     n_val = int(round(n * params['flow_val_fraction']))
     split = np.ones(n, np.int64)
     if n_val:
         split[_rng(seed, _KIND_SPLIT, 0).choice(n, n_val, replace=False)] = 2
     _write_text(os.path.join(root, 'FlowPairs', 'FlyingChairs_train_val.txt'), ''.join(f'{s}\n' for s in split))
+
+
+def _write_item(task):
+    """One item of the dataset (a process pool's unit of work): (kind, index, root, seed, params) -> what the
+    image sets list for it ('<split>/<video>' for a video, the DET image's index, None for a flow pair)."""
+    kind, index, root, seed, params = task
+    if kind in ('train', 'val'):
+        return _write_video(root, seed, kind, index, params[f'{kind}_frames'], params)
+    if kind == 'det':
+        return _write_det(root, seed, index, params)
+    return _write_flow_pair(root, seed, index, params)
+
+
+def _worker_init():
+    cv2.setNumThreads(1)  # the pool's processes are the parallelism
+
+
+def _auto_workers(num_items):
+    """Processes for generate(): one for a small dataset (the tests': a process costs about 2 s to start),
+    else up to 4 of the CPU's cores."""
+    return 1 if num_items < 200 else max(1, min(4, os.cpu_count() or 1))
+
+
+def _write_items(tasks, workers):
+    """[_write_item(t) for t in tasks], in ``workers`` processes when more than one. Every item draws from its
+    own random streams (_rng(seed, kind, index)), so the files are the same bytes whatever the order or the
+    number of processes (tests/test_synthetic_vid.py). The processes are spawned, not forked: a fork of a
+    process whose OpenCV or OpenMP threads hold a lock can hang in the child."""
+    if workers <= 1:
+        return [_write_item(t) for t in tasks]
+    with multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) as pool:
+        return pool.map(_write_item, tasks, chunksize=4)
 
 
 def _meta(seed, params):
@@ -653,14 +688,15 @@ def _locked(root):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def generate(root, seed=0, **sizes):
+def generate(root, seed=0, workers=None, **sizes):
     """Write the synthetic dataset under ``root`` (see the module docstring); returns its meta dict.
 
     Idempotent: when ``root/synthetic_meta.json`` records the same generator version, seed and
     parameters, nothing is written. Otherwise the synthetic folders are removed and everything is
     regenerated; the meta file is written last, so an interrupted generation is redone. A root that
     holds Data/Annotations/ImageSets folders not made by this generator is never touched (RuntimeError).
-    ``sizes``: any of DEFAULT_SIZES.
+    ``sizes``: any of DEFAULT_SIZES. ``workers``: processes that write the items (None: _auto_workers); the
+    bytes written do not depend on it.
     """
     root = os.fspath(root)
     params = resolve_params(**sizes)
@@ -687,28 +723,28 @@ def generate(root, seed=0, **sizes):
 
         sets_dir = os.path.join(root, 'ImageSets')
         os.makedirs(sets_dir, exist_ok=True)
-        lines = []
-        for v in range(params['train_videos']):
-            vdir = _write_video(root, seed, 'train', v, params['train_frames'], params)
-            n = params['train_frames']
-            lines += [f'{vdir} 1 {i} {n}\n' for i in train_frame_indices(n)]
-        _write_text(os.path.join(sets_dir, 'VID_train_15frames.txt'), ''.join(lines))
+        os.makedirs(os.path.join(root, 'FlowPairs', 'data'), exist_ok=True)
+        counts = {'train': params['train_videos'], 'val': params['val_videos'], 'det': params['det_images'],
+                  'flow': params['flow_pairs']}
+        tasks = [(kind, i + (kind == 'flow'), root, seed, params) for kind, n in counts.items() for i in range(n)]
+        done = _write_items(tasks, _auto_workers(len(tasks)) if workers is None else int(workers))
+        train_dirs, done = done[:counts['train']], done[counts['train']:]
+        val_dirs, done = done[:counts['val']], done[counts['val']:]
+        det = done[:counts['det']]
 
+        n = params['train_frames']
+        _write_text(os.path.join(sets_dir, 'VID_train_15frames.txt'),
+                    ''.join(f'{vdir} 1 {i} {n}\n' for vdir in train_dirs for i in train_frame_indices(n)))
         videos, frames, start_id = [], [], 1
-        for v in range(params['val_videos']):
-            vdir = _write_video(root, seed, 'val', v, params['val_frames'], params)
-            n = params['val_frames']
+        n = params['val_frames']
+        for vdir in val_dirs:
             videos.append(f'{vdir} {start_id} 0 {n}\n')
             frames += [f'{vdir}/{k:06d} {start_id + k}\n' for k in range(n)]
             start_id += n
         _write_text(os.path.join(sets_dir, 'VID_val_videos.txt'), ''.join(videos))
         _write_text(os.path.join(sets_dir, 'VID_val_frames.txt'), ''.join(frames))
-
-        counters = {}
-        det = [_write_det(root, seed, k, counters, params) for k in range(params['det_images'])]
         _write_text(os.path.join(sets_dir, 'DET_train_30classes.txt'), ''.join(f'{d} 1\n' for d in det))
-
-        _write_flow_pairs(root, seed, params)
+        _write_flow_split(root, seed, params)
 
         meta = dict(expected, opencv=cv2.__version__, seconds=round(time.time() - start, 2))
         write_text(os.path.join(root, META_FILE), json.dumps(meta, indent=1, sort_keys=True) + '\n')
