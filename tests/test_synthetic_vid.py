@@ -257,6 +257,12 @@ def test_processes_write_the_same_bytes(tmp_path):
     det = _lines(one, 'DET_train_30classes')
     assert [d[0].rsplit('/', 1)[1] for d in det[:6]] == [f'{sv.SYNTHETIC_WNIDS[1 + k % 5]}_{k // 5 + 1}' for k in range(6)]
     assert sv._auto_workers(10) == 1  # the tests' small datasets stay in one process
+    # the harder split (videos of shots) likewise
+    sv.ensure_hard_split(one, workers=1, hard_videos=3, hard_frames=8, hard_tune_videos=2)
+    sv.ensure_hard_split(two, workers=2, hard_videos=3, hard_frames=8, hard_tune_videos=2)
+    a, b = _contents(one), _contents(two)
+    assert a.keys() == b.keys() and sum('val_hard' in k for k in a) > 40
+    assert [k for k in a if k != sv.HARD_META_FILE and a[k] != b[k]] == []
 
 
 def test_idempotent_and_regenerates(tmp_path):

@@ -627,6 +627,8 @@ def _write_item(task):
         return _write_video(root, seed, kind, index, params[f'{kind}_frames'], params)
     if kind == 'det':
         return _write_det(root, seed, index, params)
+    if kind in HARD_SPLITS:
+        return _write_hard_video(root, seed, kind, index, params['hard_frames'], params)
     return _write_flow_pair(root, seed, index, params)
 
 
@@ -634,10 +636,10 @@ def _worker_init():
     cv2.setNumThreads(1)  # the pool's processes are the parallelism
 
 
-def _auto_workers(num_items):
-    """Processes for generate(): one for a small dataset (the tests': a process costs about 2 s to start),
-    else up to 4 of the CPU's cores."""
-    return 1 if num_items < 200 else max(1, min(4, os.cpu_count() or 1))
+def _auto_workers(num_images):
+    """Processes that write ``num_images`` images: one for a small dataset (the tests': a process costs about
+    2 s to start), else one per core, up to 4."""
+    return 1 if num_images < 500 else max(1, min(4, os.cpu_count() or 1))
 
 
 def _write_items(tasks, workers):
@@ -727,7 +729,9 @@ def generate(root, seed=0, workers=None, **sizes):
         counts = {'train': params['train_videos'], 'val': params['val_videos'], 'det': params['det_images'],
                   'flow': params['flow_pairs']}
         tasks = [(kind, i + (kind == 'flow'), root, seed, params) for kind, n in counts.items() for i in range(n)]
-        done = _write_items(tasks, _auto_workers(len(tasks)) if workers is None else int(workers))
+        images = (counts['train'] * params['train_frames'] + counts['val'] * params['val_frames'] + counts['det']
+                  + 2 * counts['flow'])
+        done = _write_items(tasks, _auto_workers(images) if workers is None else int(workers))
         train_dirs, done = done[:counts['train']], done[counts['train']:]
         val_dirs, done = done[:counts['val']], done[counts['val']:]
         det = done[:counts['det']]
@@ -867,12 +871,13 @@ def _remove_hard(root):
                 os.remove(os.path.join(root, 'ImageSets', name + '.txt'))
 
 
-def ensure_hard_split(root, **sizes):
+def ensure_hard_split(root, workers=None, **sizes):
     """Write the harder split (VID_val_hard_videos / _frames, VID_val_hard_tune_videos / _frames) into the
     synthetic dataset at ``root``, with that dataset's seed, frame size and JPEG quality; ``sizes``: any of
     HARD_DEFAULT_SIZES. Nothing else of the dataset is read or written. A no-op when HARD_META_FILE records
     the same generator, seed and parameters and the image sets are there; otherwise only the harder split's
-    own folders and lists are removed and written again (the meta file last). Returns the meta dict."""
+    own folders and lists are removed and written again (the meta file last). Returns the meta dict.
+    ``workers``: processes that write the videos, as for generate()."""
     root = os.fspath(root)
     hard = resolve_hard_params(**sizes)
     with _locked(root):
@@ -899,10 +904,14 @@ def ensure_hard_split(root, **sizes):
             os.remove(meta_path)
         _remove_hard(root)
         os.makedirs(os.path.join(root, 'ImageSets'), exist_ok=True)
+        n = params['hard_frames']
+        tasks = [(split, v, root, base['seed'], params) for split, (_, _, count) in HARD_SPLITS.items()
+                 for v in range(params[count])]
+        done = iter(_write_items(tasks, _auto_workers(len(tasks) * n) if workers is None else int(workers)))
         for split, (videos_set, frames_set, count) in HARD_SPLITS.items():
-            videos, frames, start_id, n = [], [], 1, params['hard_frames']
-            for v in range(params[count]):
-                vdir = _write_hard_video(root, base['seed'], split, v, n, params)
+            videos, frames, start_id = [], [], 1
+            for _ in range(params[count]):
+                vdir = next(done)
                 videos.append(f'{vdir} {start_id} 0 {n}\n')
                 frames += [f'{vdir}/{k:06d} {start_id + k}\n' for k in range(n)]
                 start_id += n
