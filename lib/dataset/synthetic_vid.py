@@ -642,15 +642,27 @@ def _auto_workers(num_images):
     return 1 if num_images < 500 else max(1, min(4, os.cpu_count() or 1))
 
 
-def _write_items(tasks, workers):
-    """[_write_item(t) for t in tasks], in ``workers`` processes when more than one. Every item draws from its
-    own random streams (_rng(seed, kind, index)), so the files are the same bytes whatever the order or the
-    number of processes (tests/test_synthetic_vid.py). The processes are spawned, not forked: a fork of a
-    process whose OpenCV or OpenMP threads hold a lock can hang in the child."""
+def _write_items(tasks, workers, num_images):
+    """[_write_item(t) for t in tasks], in ``workers`` processes (None: _auto_workers(num_images)) when more than
+    one. Every item draws from its own random streams (_rng(seed, kind, index)), so the files are the same bytes
+    whatever the order or the number of processes (tests/test_synthetic_vid.py). The processes are spawned, not
+    forked: a fork of a process whose OpenCV or OpenMP threads hold a lock can hang in the child."""
+    workers = _auto_workers(num_images) if workers is None else int(workers)
     if workers <= 1:
         return [_write_item(t) for t in tasks]
     with multiprocessing.get_context('spawn').Pool(workers, initializer=_worker_init) as pool:
         return pool.map(_write_item, tasks, chunksize=4)
+
+
+def _video_lists(video_dirs, num_frames):
+    """The texts of a validation split's two image sets (<split>_videos, <split>_frames) for its videos'
+    folders, in order: frame ids count on across the videos from 1."""
+    videos, frames, start_id = [], [], 1
+    for vdir in video_dirs:
+        videos.append(f'{vdir} {start_id} 0 {num_frames}\n')
+        frames += [f'{vdir}/{k:06d} {start_id + k}\n' for k in range(num_frames)]
+        start_id += num_frames
+    return ''.join(videos), ''.join(frames)
 
 
 def _meta(seed, params):
@@ -728,10 +740,11 @@ def generate(root, seed=0, workers=None, **sizes):
         os.makedirs(os.path.join(root, 'FlowPairs', 'data'), exist_ok=True)
         counts = {'train': params['train_videos'], 'val': params['val_videos'], 'det': params['det_images'],
                   'flow': params['flow_pairs']}
+        # flow pairs are numbered from 1 (Flying Chairs' file names), the other items from 0
         tasks = [(kind, i + (kind == 'flow'), root, seed, params) for kind, n in counts.items() for i in range(n)]
         images = (counts['train'] * params['train_frames'] + counts['val'] * params['val_frames'] + counts['det']
                   + 2 * counts['flow'])
-        done = _write_items(tasks, _auto_workers(images) if workers is None else int(workers))
+        done = _write_items(tasks, workers, images)
         train_dirs, done = done[:counts['train']], done[counts['train']:]
         val_dirs, done = done[:counts['val']], done[counts['val']:]
         det = done[:counts['det']]
@@ -739,14 +752,9 @@ def generate(root, seed=0, workers=None, **sizes):
         n = params['train_frames']
         _write_text(os.path.join(sets_dir, 'VID_train_15frames.txt'),
                     ''.join(f'{vdir} 1 {i} {n}\n' for vdir in train_dirs for i in train_frame_indices(n)))
-        videos, frames, start_id = [], [], 1
-        n = params['val_frames']
-        for vdir in val_dirs:
-            videos.append(f'{vdir} {start_id} 0 {n}\n')
-            frames += [f'{vdir}/{k:06d} {start_id + k}\n' for k in range(n)]
-            start_id += n
-        _write_text(os.path.join(sets_dir, 'VID_val_videos.txt'), ''.join(videos))
-        _write_text(os.path.join(sets_dir, 'VID_val_frames.txt'), ''.join(frames))
+        videos, frames = _video_lists(val_dirs, params['val_frames'])
+        _write_text(os.path.join(sets_dir, 'VID_val_videos.txt'), videos)
+        _write_text(os.path.join(sets_dir, 'VID_val_frames.txt'), frames)
         _write_text(os.path.join(sets_dir, 'DET_train_30classes.txt'), ''.join(f'{d} 1\n' for d in det))
         _write_flow_split(root, seed, params)
 
@@ -907,16 +915,11 @@ def ensure_hard_split(root, workers=None, **sizes):
         n = params['hard_frames']
         tasks = [(split, v, root, base['seed'], params) for split, (_, _, count) in HARD_SPLITS.items()
                  for v in range(params[count])]
-        done = iter(_write_items(tasks, _auto_workers(len(tasks) * n) if workers is None else int(workers)))
+        done = iter(_write_items(tasks, workers, len(tasks) * n))
         for split, (videos_set, frames_set, count) in HARD_SPLITS.items():
-            videos, frames, start_id = [], [], 1
-            for _ in range(params[count]):
-                vdir = next(done)
-                videos.append(f'{vdir} {start_id} 0 {n}\n')
-                frames += [f'{vdir}/{k:06d} {start_id + k}\n' for k in range(n)]
-                start_id += n
-            _write_text(os.path.join(root, 'ImageSets', videos_set + '.txt'), ''.join(videos))
-            _write_text(os.path.join(root, 'ImageSets', frames_set + '.txt'), ''.join(frames))
+            videos, frames = _video_lists([next(done) for _ in range(params[count])], n)
+            _write_text(os.path.join(root, 'ImageSets', videos_set + '.txt'), videos)
+            _write_text(os.path.join(root, 'ImageSets', frames_set + '.txt'), frames)
         meta = dict(expected, seconds=round(time.time() - start, 2))
         write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True) + '\n')
         return meta
