@@ -146,13 +146,15 @@ def test_dilated_conv_as_one_matrix_product(k, dilation, padding, size):
 
 @pytest.mark.parametrize('c_in, size', [(24, (2, 3)), (24, (4, 5)), (5, (3, 4))])
 def test_transposed_conv_as_one_matrix_product(c_in, size):
-    """TransposedConvAsGemm (TEST.FAST_GEMM, FlowNet-S's ConvTranspose2d(k4, s2, p1)) gives the transposed
+    """FastTransposedConv (TEST.FAST_GEMM, FlowNet-S's ConvTranspose2d(k4, s2, p1)) gives the transposed
     convolution's sums in float64: by GEMM + col2im where the input has more channels than pixels (24 > 6),
     by the module's own convolution elsewhere (24 < 20, 5 < 12), in both memory formats, keeping the input's;
-    under bfloat16 autocast it returns bfloat16 within its precision."""
+    under bfloat16 autocast it returns bfloat16 within its precision: by GEMM where the channels outnumber
+    twice the pixels (24 > 12), by the sub-pixel convolution elsewhere (24 < 40, 5 < 24), never by the
+    module's own reduced-precision deconvolution."""
     torch.manual_seed(0)
     deconv = torch.nn.ConvTranspose2d(c_in, 7, 4, 2, 1).double()
-    gemm = FP.TransposedConvAsGemm(deconv)
+    gemm = FP.FastTransposedConv(deconv)
     x = torch.randn(2, c_in, *size, dtype=torch.float64)
     own = []
     with torch.no_grad():
@@ -164,13 +166,39 @@ def test_transposed_conv_as_one_matrix_product(c_in, size):
             assert out.is_contiguous(memory_format=torch.channels_last if inp is not x else torch.contiguous_format)
             torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
         assert len(own) == (0 if c_in > size[0] * size[1] else 2)
-        fl = FP.TransposedConvAsGemm(torch.nn.ConvTranspose2d(c_in, 7, 4, 2, 1))
+        fl = FP.FastTransposedConv(torch.nn.ConvTranspose2d(c_in, 7, 4, 2, 1))
         fl.deconv.load_state_dict({k: v.float() for k, v in deconv.state_dict().items()})
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            out = fl(x.float())
-        if c_in > size[0] * size[1]:
-            assert out.dtype == torch.bfloat16
-        torch.testing.assert_close(out.double(), ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))
+        own.clear()
+        fl.deconv.register_forward_hook(lambda *a: own.append(1))
+        for inp in (x.float(), x.float().contiguous(memory_format=torch.channels_last)):
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                out = fl(inp)
+            assert out.dtype == torch.bfloat16 and out.shape == ref.shape
+            assert out.is_contiguous(memory_format=torch.contiguous_format if inp.is_contiguous()
+                                     else torch.channels_last)
+            torch.testing.assert_close(out.double(), ref, rtol=0.05, atol=0.02 * float(ref.abs().max()))
+        assert not own
+        assert (fl._subpixel is None) == (c_in > 2 * size[0] * size[1])
+
+
+@pytest.mark.parametrize('k, s, p', [(4, 2, 1), (4, 2, 0), (2, 2, 0), (3, 1, 1), (6, 2, 2), (4, 4, 0), (3, 2, 1)])
+def test_transposed_conv_as_subpixel_convolution(k, s, p):
+    """The sub-pixel form of a transposed convolution (one stride-1 convolution with s*s phases of the kernel, a
+    pixel shuffle, a crop) has its sums in float64 for every kernel / stride / padding whose phases a symmetric
+    padding covers; (k3, s2, p1), whose last phase it does not, keeps the module's own deconvolution. The
+    weight is rebuilt when the deconvolution's changes."""
+    torch.manual_seed(0)
+    deconv = torch.nn.ConvTranspose2d(6, 5, k, s, p).double()
+    fast = FP.FastTransposedConv(deconv)
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64)
+    fits = fast._subpixel_fits(5, 7)
+    assert fits == ((k, s, p) != (3, 2, 1))
+    if not fits:
+        return
+    with torch.no_grad():
+        torch.testing.assert_close(fast._subpixel_conv(x, torch.float64), deconv(x), rtol=1e-12, atol=1e-12)
+        deconv.weight.mul_(-2.0)
+        torch.testing.assert_close(fast._subpixel_conv(x, torch.float64), deconv(x), rtol=1e-12, atol=1e-12)
 
 
 def test_score_map_convs_write_nchw_for_psroi_pool():
@@ -184,10 +212,10 @@ def test_score_map_convs_write_nchw_for_psroi_pool():
     assert isinstance(model.heads.rfcn_cls, FP.PointwiseConvToNCHW)
     assert isinstance(model.heads.rfcn_bbox, FP.PointwiseConvToNCHW)
     n_deconv = sum(isinstance(m, torch.nn.ConvTranspose2d) for m in DFF(cfg).flownet.modules())
-    assert n_deconv == 8 == sum(isinstance(m, FP.TransposedConvAsGemm) for m in model.flownet.modules())
+    assert n_deconv == 8 == sum(isinstance(m, FP.FastTransposedConv) for m in model.flownet.modules())
     off = FastPath(gemm=False).prepare(DFF(cfg).eval(), 'cpu')
     assert type(off.heads.rfcn_cls) is torch.nn.Conv2d
-    assert not any(isinstance(m, FP.TransposedConvAsGemm) for m in off.modules())
+    assert not any(isinstance(m, FP.FastTransposedConv) for m in off.modules())
     conv = torch.nn.Conv2d(16, 9, 1).double()
     for n in (1, 2):
         x = torch.randn(n, 16, 5, 7, dtype=torch.float64)
@@ -223,6 +251,53 @@ def test_flownet_pools_its_inputs_first_on_the_fast_path():
     assert fast.prepare(DFF(cfg).eval(), 'cpu').flownet.pool_inputs_first is True
     image, feat = torch.randn(1, 3, 8, 8), torch.randn(1, 16, 8, 8)
     assert fast.layout(image) is image and fast.layout(feat).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_flownet_pools_a_key_image_once_on_the_fast_path():
+    """On the fast path the key image's pooling is kept while the same key tensor comes back unchanged (the
+    non-key frames of an interval): pooled once, the same flow as pooling it again; a new key tensor, or the
+    same one changed in place, is pooled afresh (the flow follows it); under autograd nothing is kept."""
+    from lib.model.flownet import FlowNetS
+    torch.manual_seed(0)
+    net = FlowNetS(feat_dim=16, width_mult=0.25).double().eval()
+    net.pool_inputs_first = True
+    cur, key = (torch.randn(1, 3, 33, 49, dtype=torch.float64) * 50 for _ in range(2))
+    pools = []
+    real_pool = torch.nn.functional.avg_pool2d
+
+    def counting_pool(x, *args, **kwargs):
+        pools.append(x)
+        return real_pool(x, *args, **kwargs)
+
+    def flow(c, k):
+        with torch.no_grad():
+            return net(c, k)[0]
+
+    torch.nn.functional.avg_pool2d = counting_pool
+    try:
+        first = flow(cur, key)
+        n_first = sum(p is key for p in pools)
+        again = flow(cur * 0.5, key)
+        assert n_first == 1 and sum(p is key for p in pools) == 1  # not pooled a second time
+        net.pool_inputs_first = False
+        torch.testing.assert_close(again, flow(cur * 0.5, key), rtol=1e-10, atol=1e-10)
+        net.pool_inputs_first = True
+        key2 = key.flip(-1).contiguous()
+        torch.testing.assert_close(flow(cur, key2), FlowNetS.forward(net, cur, key2.clone())[0].detach(),
+                                   rtol=1e-10, atol=1e-10)
+        key.mul_(-1.0)  # in place: the kept pooling is stale
+        changed = flow(cur, key)
+        assert not torch.allclose(changed, first)
+        with torch.no_grad():
+            net._pooled_key = None
+            torch.testing.assert_close(changed, net(cur, key.clone())[0], rtol=1e-10, atol=1e-10)
+        pools.clear()
+        with torch.enable_grad():
+            net(cur, key)
+            net(cur, key)
+        assert sum(p is key for p in pools) == 2
+    finally:
+        torch.nn.functional.avg_pool2d = real_pool
 
 
 def test_reduced_precision_converts_the_convolutions_once():

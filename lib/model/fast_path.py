@@ -11,12 +11,13 @@ what each piece gives: docs/benchmark.md). One switch, four pieces, each of whic
                              (CUDA): torch.autocast around the networks; the custom ops, the proposal op, the
                              R-FCN pooling and voting and the box decoding stay in float32 (DetectionHeads widens
                              their inputs), so rois and outputs are float32
-    TEST.FAST_GEMM           on a CPU, the convolutions oneDNN runs far below the machine's peak as matrix products:
+    TEST.FAST_GEMM           on a CPU, the convolutions oneDNN runs far below the machine's peak in other forms:
                              a transposed convolution whose weight outweighs its map (FlowNet-S's deconv5, deconv4,
-                             deconv3 at 600x1000: oneDNN re-lays the weight out at every call) as one GEMM + col2im,
-                             and the R-FCN score-map convolutions (1x1, 7x7 x classes maps) as one GEMM written
-                             straight into the NCHW layout psroi_pool reads fastest (a channels_last map costs it
-                             twice the time, a conversion five times)
+                             and deconv3 in float32, at 600x1000: oneDNN re-lays the weight out at every call) as
+                             one GEMM + col2im, in bfloat16/float16 one on a larger map (deconv3, deconv2) as a
+                             sub-pixel convolution (FastTransposedConv), and the R-FCN score-map convolutions (1x1,
+                             7x7 x classes maps) as one GEMM written straight into the NCHW layout psroi_pool reads
+                             fastest (a channels_last map costs it twice the time, a conversion five times)
     TEST.FAST_COMPILE        torch.compile of each inference entry point (the key-frame graph detect_key, the
                              non-key graph detect_cur, the baseline's detect); the first call of each compiles
                              (its time is kept in FastPath.first_call_s), a machine without torch.compile
@@ -139,11 +140,30 @@ def _columns(x):
     return x.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)
 
 
-class TransposedConvAsGemm(nn.Module):
-    """A ConvTranspose2d (groups 1, no output padding) as one matrix product and col2im (F.fold) when its input
-    has more channels than pixels, i.e. its weight outweighs its map: there oneDNN's deconvolution spends most of
-    its time re-laying the weight out at every call (FlowNet-S's deconv5 at 600x1000: 17-19 ms against 4-5 ms
-    this way); on larger maps the module's own convolution runs. The same sums as the transposed convolution."""
+def _subpixel_taps(k, s, p):
+    """Sub-pixel form of one axis of a transposed convolution (kernel k, stride s, padding p, dilation 1):
+    output o = s m + r (phase r) sums input i = m + d times kernel tap t, where t = r + p - s d. Returns
+    ([(r, d, t), ...], d_min, d_max)."""
+    taps = [(r, (r + p - t) // s, t) for r in range(s) for t in range(k) if (r + p - t) % s == 0]
+    ds = [d for _, d, _ in taps]
+    return taps, min(ds), max(ds)
+
+
+class FastTransposedConv(nn.Module):
+    """A ConvTranspose2d (groups 1, no output padding) run by the fastest of three forms of the same sums, chosen
+    per call from the map's size and the compute dtype (measured at 600x1000 on an AVX512-BF16 CPU, FlowNet-S's
+    deconv5..deconv2, in the whole non-key frame: docs/benchmark.md):
+      - one matrix product + col2im (F.fold) where the weight outweighs the map: more input channels than pixels
+        in float32, twice as many in bfloat16/float16 (deconv5, deconv4): there oneDNN's deconvolution spends most
+        of its time re-laying the weight out at every call (deconv5: 17-19 ms against 4-5 ms this way);
+      - in bfloat16/float16 on a larger map (deconv3, deconv2), a sub-pixel convolution: one stride-1
+        convolution of the input with s*s*c_out output channels (each phase's taps of the kernel, zeros
+        elsewhere) and a pixel shuffle, since oneDNN's reduced-precision deconvolution runs at a sixth of its
+        convolution's speed there (deconv2: 7.9 -> 2.4 ms). Float32 keeps the deconvolution (the convolution
+        does 2.25x the multiply-adds: slower there);
+      - elsewhere the module's own convolution.
+    The sub-pixel weight is built from the deconvolution's at the first call in a dtype and memory format, and
+    rebuilt when that weight changes."""
 
     def __init__(self, deconv):
         super().__init__()
@@ -153,6 +173,13 @@ class TransposedConvAsGemm(nn.Module):
             deconv.dilation
         with torch.no_grad():  # the weight in NCHW order, so that its (c_out k_h k_w, c_in) matrix is a view (no copy)
             deconv.weight.data = deconv.weight.data.contiguous()
+        self._subpixel = None  # (key, weight, bias) of the last sub-pixel weight built
+        (s_h, s_w), (d_h, d_w) = self.stride, self.dilation
+        self._axes = None  # the sub-pixel geometry, where it applies: ((taps, d_min, d_max) per axis)
+        if s_h == s_w and (d_h, d_w) == (1, 1):
+            axes = (_subpixel_taps(k_h, s_h, self.padding[0]), _subpixel_taps(k_w, s_w, self.padding[1]))
+            if all(d_min <= 0 for _, d_min, _ in axes):  # the convolution's padding: -d_min
+                self._axes = axes
 
     @staticmethod
     def applies(module):
@@ -161,21 +188,66 @@ class TransposedConvAsGemm(nn.Module):
 
     def forward(self, x):
         n, c, h, w = x.shape
-        if c <= h * w:
-            return self.deconv(x)
         dtype = _compute_dtype(x)
+        reduced = dtype in (torch.bfloat16, torch.float16)
+        if c > (2 if reduced else 1) * h * w:
+            return self._gemm(x, dtype)
+        if reduced and self._subpixel_fits(h, w):
+            return self._subpixel_conv(x, dtype)
+        return self.deconv(x)
+
+    def _subpixel_fits(self, h, w):
+        """Whether the sub-pixel convolution, padded by -d_min on each side, yields every output phase."""
+        if self._axes is None:
+            return False
+        s = self.stride[0]
+        return all(size - d_min - d_max >= -(-out // s)
+                   for size, out, (_, d_min, d_max) in zip((h, w), self._output_size(h, w), self._axes))
+
+    def _output_size(self, h, w):
         (k_h, k_w), (s_h, s_w), (p_h, p_w), (d_h, d_w) = self.kernel_size, self.stride, self.padding, self.dilation
-        h_out = (h - 1) * s_h - 2 * p_h + d_h * (k_h - 1) + 1
-        w_out = (w - 1) * s_w - 2 * p_w + d_w * (k_w - 1) + 1
+        return (h - 1) * s_h - 2 * p_h + d_h * (k_h - 1) + 1, (w - 1) * s_w - 2 * p_w + d_w * (k_w - 1) + 1
+
+    def _gemm(self, x, dtype):
+        c = x.shape[1]
         weight = self.deconv.weight.reshape(c, -1).t()  # rows (c_out, k_h, k_w): the column order F.fold reads
         cols = torch.matmul(weight.to(dtype), _columns(x).to(dtype))  # (n, c_out k_h k_w, h w)
-        y = F.fold(cols, (h_out, w_out), self.kernel_size, dilation=self.dilation, padding=self.padding,
-                   stride=self.stride)
+        y = F.fold(cols, self._output_size(*x.shape[2:]), self.kernel_size, dilation=self.dilation,
+                   padding=self.padding, stride=self.stride)
         if self.deconv.bias is not None:
             y = y + self.deconv.bias.to(dtype).view(1, -1, 1, 1)
         if not x.is_contiguous():  # keep the caller's memory format
             y = y.contiguous(memory_format=torch.channels_last)
         return y
+
+    def subpixel_weight(self, dtype, channels_last):
+        """(weight (s*s*c_out, c_in, K_h, K_w), bias (s*s*c_out,) or None) of the sub-pixel convolution: output
+        channel (co, r_y, r_x) holds the taps that phase reads, at offset d - d_min."""
+        w = self.deconv.weight
+        key = (dtype, channels_last, w.data_ptr(), w._version)
+        if self._subpixel is None or self._subpixel[0] != key:
+            c_in, c_out = w.shape[:2]
+            s = self.stride[0]
+            (taps_y, dmin_y, dmax_y), (taps_x, dmin_x, dmax_x) = self._axes
+            sub = w.new_zeros(c_out, s, s, c_in, dmax_y - dmin_y + 1, dmax_x - dmin_x + 1, dtype=torch.float64)
+            w64 = w.detach().double()
+            for r_y, d_y, t_y in taps_y:
+                for r_x, d_x, t_x in taps_x:
+                    sub[:, r_y, r_x, :, d_y - dmin_y, d_x - dmin_x] = w64[:, :, t_y, t_x].t()
+            sub = sub.flatten(0, 2).to(dtype)
+            if channels_last:
+                sub = sub.contiguous(memory_format=torch.channels_last)
+            b = self.deconv.bias
+            bias = None if b is None else b.detach().to(dtype).repeat_interleave(s * s)
+            self._subpixel = (key, sub, bias)
+        return self._subpixel[1:]
+
+    def _subpixel_conv(self, x, dtype):
+        h_out, w_out = self._output_size(*x.shape[2:])
+        weight, bias = self.subpixel_weight(dtype, not x.is_contiguous())
+        pad = (-self._axes[0][1], -self._axes[1][1])
+        y = F.pixel_shuffle(F.conv2d(x.to(dtype), weight, bias, padding=pad), self.stride[0])
+        return y[:, :, :h_out, :w_out]  # pixel_shuffle keeps the memory format
 
 
 class PointwiseConvToNCHW(nn.Module):
@@ -207,15 +279,15 @@ class PointwiseConvToNCHW(nn.Module):
 
 
 def gemm_modules(model):
-    """TEST.FAST_GEMM on a CPU: every ConvTranspose2d becomes TransposedConvAsGemm (which decides per call), the
+    """TEST.FAST_GEMM on a CPU: every ConvTranspose2d becomes FastTransposedConv (which decides per call), the
     R-FCN score-map convolutions (those a module names in PSROI_INPUTS: DetectionHeads' rfcn_cls / rfcn_bbox)
     PointwiseConvToNCHW; each keeps the convolution it replaces and reads its weight (no copy). Returns the
     number of modules replaced."""
     replaced = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if TransposedConvAsGemm.applies(child) and child.weight.device.type == 'cpu':
-                setattr(module, name, TransposedConvAsGemm(child))
+            if FastTransposedConv.applies(child) and child.weight.device.type == 'cpu':
+                setattr(module, name, FastTransposedConv(child))
                 replaced += 1
             elif (name in getattr(module, 'PSROI_INPUTS', ())
                   and PointwiseConvToNCHW.applies(child) and child.weight.device.type == 'cpu'):
