@@ -201,6 +201,48 @@ def test_transposed_conv_as_subpixel_convolution(k, s, p):
         torch.testing.assert_close(fast._subpixel_conv(x, torch.float64), deconv(x), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize('k, stride, pad, bias', [(3, 1, 1, True), (3, 2, 1, True), (5, 2, 2, False), (3, 2, 0, True),
+                                                 (7, 2, 3, True)])
+def test_small_map_convolution_as_one_matrix_product(k, stride, pad, bias):
+    """SmallMapConvAsGemm (TEST.FAST_GEMM, FlowNet-S's k x k convolutions): where the output has fewer pixels than a
+    64th of c_in*k*k, one matrix product over the padded map's strided copies, with the convolution's sums in
+    float64 in both memory formats (a channels_last result); elsewhere the convolution itself; under bfloat16
+    autocast a bfloat16 result within its precision."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(40, 6, k, stride, pad, bias=bias).double()
+    small = FP.SmallMapConvAsGemm(conv)
+    own, branches = [], set()
+    conv.register_forward_hook(lambda *a: own.append(1))
+    for size in ((2, 2), (3, 4), (9, 11), (17, 19)):
+        if (size[0] + 2 * pad - k) // stride + 1 < 1:
+            continue
+        x = torch.randn(2, 40, *size, dtype=torch.float64)
+        with torch.no_grad():
+            ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias, stride, pad)
+            h_out, w_out = ref.shape[2:]
+            gemm = h_out * w_out * 64 < 40 * k * k
+            assert small.uses_gemm(x) == gemm
+            branches.add(gemm)
+            own.clear()
+            for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+                out = small(inp)
+                assert out.shape == ref.shape and out.dtype == torch.float64
+                torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+                if gemm:
+                    assert out.is_contiguous(memory_format=torch.channels_last)
+            assert len(own) == (0 if gemm else 2)
+            fl = FP.SmallMapConvAsGemm(torch.nn.Conv2d(40, 6, k, stride, pad, bias=bias))
+            fl.conv.load_state_dict({n: v.float() for n, v in conv.state_dict().items()})
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                out = fl(x.float())
+            assert out.dtype == torch.bfloat16
+            torch.testing.assert_close(out.double(), ref, rtol=0.05, atol=0.03 * float(ref.abs().max()))
+    assert branches == {True, False}
+    assert FP.SmallMapConvAsGemm.applies(conv)
+    assert not FP.SmallMapConvAsGemm.applies(torch.nn.Conv2d(4, 4, 3, dilation=2))
+    assert not FP.SmallMapConvAsGemm.applies(torch.nn.Conv2d(4, 4, 1))
+
+
 def test_score_map_convs_write_nchw_for_psroi_pool():
     """TEST.FAST_GEMM: the R-FCN score-map convolutions (rfcn_cls, rfcn_bbox) become PointwiseConvToNCHW: the
     convolution's sums (float64), written as a contiguous NCHW map from a channels_last input (the layout

@@ -52,7 +52,7 @@ def conv_layers(model):
     import torch.nn as nn
 
     from lib.model import fast_path as fp
-    forms = (fp.DilatedConvAsGemm, fp.FastTransposedConv, fp.PointwiseConvToNCHW)
+    forms = (fp.DilatedConvAsGemm, fp.FastTransposedConv, fp.PointwiseConvToNCHW, fp.SmallMapConvAsGemm)
     inside = {id(c) for m in model.modules() if isinstance(m, forms) for c in m.modules() if c is not m}
     return [m for m in model.modules()
             if isinstance(m, forms + (nn.Conv2d, nn.ConvTranspose2d)) and id(m) not in inside]

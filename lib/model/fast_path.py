@@ -15,7 +15,9 @@ what each piece gives: docs/benchmark.md). One switch, four pieces, each of whic
                              a transposed convolution whose weight outweighs its map (FlowNet-S's deconv5, deconv4,
                              and deconv3 in float32, at 600x1000: oneDNN re-lays the weight out at every call) as
                              one GEMM + col2im, in bfloat16/float16 one on a larger map (deconv3, deconv2) as a
-                             sub-pixel convolution (FastTransposedConv), and the R-FCN score-map convolutions (1x1,
+                             sub-pixel convolution (FastTransposedConv), FlowNet-S's convolutions on maps much
+                             smaller than their weights (conv6, conv6_1 at 5x8) as one GEMM over the map's
+                             shifted copies (SmallMapConvAsGemm), and the R-FCN score-map convolutions (1x1,
                              7x7 x classes maps) as one GEMM written straight into the NCHW layout psroi_pool reads
                              fastest (a channels_last map costs it twice the time, a conversion five times)
     TEST.FAST_COMPILE        torch.compile of each inference entry point (the key-frame graph detect_key, the
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 
 from lib.config.config import FAST_DTYPES
 
+from .flownet import FlowNetS
 from .frozen_bn import BN_TYPES
 from .resnet_v1 import ResNetV1
 
@@ -250,6 +253,56 @@ class FastTransposedConv(nn.Module):
         return y[:, :, :h_out, :w_out]  # pixel_shuffle keeps the memory format
 
 
+class SmallMapConvAsGemm(nn.Module):
+    """A convolution (groups 1, dilation 1) whose map is small against its weight as one matrix product over
+    its input's k*k shifted, strided copies (im2col of the zero-padded map), reading the convolution's own
+    weight in place: where the output has fewer pixels than a 64th of the products' depth (c_in*k*k) -- FlowNet-S's
+    conv6 and conv6_1 at 5x8 with 4.7 M and 9.4 M weights at 600x1000 -- oneDNN re-lays the weight out at every
+    call and the layer is bound by that traffic (conv6_1, caches cold: 18.7 -> 5.0 ms float32, 3.7 -> 2.8 ms
+    bfloat16); elsewhere the convolution itself runs. The same sums as the convolution's."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.conv = conv
+        with torch.no_grad():  # (c_out, k_h, k_w, c_in) in memory: its (c_out, k_h k_w c_in) matrix is a view
+            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def applies(module):
+        return (isinstance(module, nn.Conv2d) and module.groups == 1 and module.dilation == (1, 1)
+                and module.kernel_size != (1, 1) and module.padding_mode == 'zeros'
+                and isinstance(module.padding, tuple))
+
+    def _output_size(self, h, w):
+        (k_h, k_w), (s_h, s_w), (p_h, p_w) = self.conv.kernel_size, self.conv.stride, self.conv.padding
+        return (h + 2 * p_h - k_h) // s_h + 1, (w + 2 * p_w - k_w) // s_w + 1
+
+    def uses_gemm(self, x):
+        k_h, k_w = self.conv.kernel_size
+        h_out, w_out = self._output_size(*x.shape[2:])
+        return h_out * w_out * 64 < x.shape[1] * k_h * k_w
+
+    def forward(self, x):
+        if not self.uses_gemm(x):
+            return self.conv(x)
+        n, c, h, w = x.shape
+        (k_h, k_w), (s_h, s_w), (p_h, p_w) = self.conv.kernel_size, self.conv.stride, self.conv.padding
+        h_out, w_out = self._output_size(h, w)
+        dtype = _compute_dtype(x)
+        src = F.pad(x.to(dtype), (p_w, p_w, p_h, p_h)).permute(0, 2, 3, 1)  # (n, h, w, c), zero border
+        cols = src.new_empty((n, h_out, w_out, k_h, k_w, c))
+        for i in range(k_h):
+            for j in range(k_w):
+                cols[:, :, :, i, j] = src[:, i:i + s_h * (h_out - 1) + 1:s_h, j:j + s_w * (w_out - 1) + 1:s_w]
+        weight = self.conv.weight.permute(0, 2, 3, 1).reshape(self.conv.out_channels, -1).to(dtype)
+        cols = cols.view(-1, k_h * k_w * c)
+        if self.conv.bias is not None:
+            out = torch.addmm(self.conv.bias.to(dtype), cols, weight.t())
+        else:
+            out = torch.mm(cols, weight.t())
+        return out.view(n, h_out, w_out, -1).permute(0, 3, 1, 2)  # a channels_last map
+
+
 class PointwiseConvToNCHW(nn.Module):
     """A 1x1 convolution (stride 1, groups 1) as one matrix product whose result is an NCHW map, whatever the
     input's memory format: the R-FCN score maps, which psroi_pool reads per channel plane."""
@@ -281,8 +334,9 @@ class PointwiseConvToNCHW(nn.Module):
 def gemm_modules(model):
     """TEST.FAST_GEMM on a CPU: every ConvTranspose2d becomes FastTransposedConv (which decides per call), the
     R-FCN score-map convolutions (those a module names in PSROI_INPUTS: DetectionHeads' rfcn_cls / rfcn_bbox)
-    PointwiseConvToNCHW; each keeps the convolution it replaces and reads its weight (no copy). Returns the
-    number of modules replaced."""
+    PointwiseConvToNCHW, FlowNet-S's k x k convolutions SmallMapConvAsGemm (which decides per call: its
+    encoder ends at 1/64 of the image, where the weights outweigh the maps); each keeps the convolution it
+    replaces and reads its weight (no copy). Returns the number of modules replaced."""
     replaced = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
@@ -292,6 +346,10 @@ def gemm_modules(model):
             elif (name in getattr(module, 'PSROI_INPUTS', ())
                   and PointwiseConvToNCHW.applies(child) and child.weight.device.type == 'cpu'):
                 setattr(module, name, PointwiseConvToNCHW(child))
+                replaced += 1
+            elif (isinstance(module, FlowNetS) and SmallMapConvAsGemm.applies(child)
+                  and child.weight.device.type == 'cpu'):
+                setattr(module, name, SmallMapConvAsGemm(child))
                 replaced += 1
     return replaced
 
