@@ -415,6 +415,18 @@ def test_compile_entry_points_and_the_fallback(golden, capsys, monkeypatch):
     for k in ref:
         for name in ref[k]:
             torch.testing.assert_close(outs[k][name], ref[k][name])
+    # bfloat16: FlowNet-S's sub-pixel deconvolutions (their weight built at the first call) and small-map GEMMs
+    # traced too
+    forms = []
+    monkeypatch.setattr(FP.FastTransposedConv, 'subpixel_weight',
+                        lambda self, *a, _real=FP.FastTransposedConv.subpixel_weight: (forms.append('sub'), _real(self, *a))[1])
+    fast16 = FastPath(dtype='bfloat16', compile=True, compile_backend='eager')
+    outs, _ = detect_all(parity_model('dff', fast16), golden)
+    ref, _ = detect_all(parity_model('dff', FastPath(dtype='bfloat16')), golden)
+    assert forms
+    for k in ref:
+        for name in ref[k]:
+            torch.testing.assert_close(outs[k][name], ref[k][name])
     monkeypatch.setattr(FP, 'compile_unavailable_reason', lambda device_type: 'no C++ compiler on PATH')
     monkeypatch.setattr(torch, 'compile', lambda *a, **k: pytest.fail('torch.compile called'))
     fallback = FastPath(compile=True)
