@@ -211,6 +211,9 @@ def test_small_map_convolution_as_one_matrix_product(k, stride, pad, bias):
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(40, 6, k, stride, pad, bias=bias).double()
     small = FP.SmallMapConvAsGemm(conv)
+    as_channels_last = FP.SmallMapConvAsGemm(torch.nn.Conv2d(40, 6, k, stride, pad, bias=bias).double())
+    as_channels_last.conv.load_state_dict(conv.state_dict())
+    as_channels_last.conv.to(memory_format=torch.channels_last)  # the weight read in either memory format
     own, branches = [], set()
     conv.register_forward_hook(lambda *a: own.append(1))
     for size in ((2, 2), (3, 4), (9, 11), (17, 19)):
@@ -228,6 +231,7 @@ def test_small_map_convolution_as_one_matrix_product(k, stride, pad, bias):
                 out = small(inp)
                 assert out.shape == ref.shape and out.dtype == torch.float64
                 torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+                torch.testing.assert_close(as_channels_last(inp), ref, rtol=1e-12, atol=1e-12)
                 if gemm:
                     assert out.is_contiguous(memory_format=torch.channels_last)
             assert len(own) == (0 if gemm else 2)

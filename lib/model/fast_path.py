@@ -256,7 +256,7 @@ class FastTransposedConv(nn.Module):
 class SmallMapConvAsGemm(nn.Module):
     """A convolution (groups 1, dilation 1) whose map is small against its weight as one matrix product over
     its input's k*k shifted, strided copies (im2col of the zero-padded map), reading the convolution's own
-    weight in place: where the output has fewer pixels than a 64th of the products' depth (c_in*k*k) -- FlowNet-S's
+    weight in place (in either memory format): where the output has fewer pixels than a 64th of the products' depth (c_in*k*k) -- FlowNet-S's
     conv6 and conv6_1 at 5x8 with 4.7 M and 9.4 M weights at 600x1000 -- oneDNN re-lays the weight out at every
     call and the layer is bound by that traffic (conv6_1, caches cold: 18.7 -> 5.0 ms float32, 3.7 -> 2.8 ms
     bfloat16); elsewhere the convolution itself runs. The same sums as the convolution's."""
@@ -264,8 +264,6 @@ class SmallMapConvAsGemm(nn.Module):
     def __init__(self, conv):
         super().__init__()
         self.conv = conv
-        with torch.no_grad():  # (c_out, k_h, k_w, c_in) in memory: its (c_out, k_h k_w c_in) matrix is a view
-            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
 
     @staticmethod
     def applies(module):
@@ -290,11 +288,20 @@ class SmallMapConvAsGemm(nn.Module):
         h_out, w_out = self._output_size(h, w)
         dtype = _compute_dtype(x)
         src = F.pad(x.to(dtype), (p_w, p_w, p_h, p_h)).permute(0, 2, 3, 1)  # (n, h, w, c), zero border
-        cols = src.new_empty((n, h_out, w_out, k_h, k_w, c))
+        # the columns in the order of the weight's memory: (k_h, k_w, c_in) for a channels_last weight, else
+        # (c_in, k_h, k_w), so that the (c_out, k_h k_w c_in) matrix is a view of it (no copy)
+        weight = self.conv.weight
+        channels_inner = not weight.is_contiguous()  # a channels_last weight: c_in innermost
+        cols = src.new_empty((n, h_out, w_out, k_h, k_w, c) if channels_inner else (n, h_out, w_out, c, k_h, k_w))
         for i in range(k_h):
             for j in range(k_w):
-                cols[:, :, :, i, j] = src[:, i:i + s_h * (h_out - 1) + 1:s_h, j:j + s_w * (w_out - 1) + 1:s_w]
-        weight = self.conv.weight.permute(0, 2, 3, 1).reshape(self.conv.out_channels, -1).to(dtype)
+                tap = src[:, i:i + s_h * (h_out - 1) + 1:s_h, j:j + s_w * (w_out - 1) + 1:s_w]
+                if channels_inner:
+                    cols[:, :, :, i, j] = tap
+                else:
+                    cols[..., i, j] = tap
+        weight = (weight.permute(0, 2, 3, 1).reshape(self.conv.out_channels, -1) if channels_inner
+                  else weight.reshape(self.conv.out_channels, -1)).to(dtype)
         cols = cols.view(-1, k_h * k_w * c)
         if self.conv.bias is not None:
             out = torch.addmm(self.conv.bias.to(dtype), cols, weight.t())
