@@ -89,7 +89,7 @@ class FlowNetS(nn.Module):
 
     def _pool_key(self, key):
         """The key image pooled 2x2, on the fast path: kept while the same key tensor comes back unchanged (the
-        non-key frames of an interval pass their key frame's image; pooling it once saves 2-4 ms a frame at
+        non-key frames of an interval pass their key frame's image; pooling it once saves 1-4 ms a frame at
         600x1000). Not under autograd or torch.compile."""
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
             return F.avg_pool2d(key, 2, 2, ceil_mode=True)
