@@ -22,15 +22,11 @@ tools/benchmark.py) it
 Figures vary from run to run by 5-15% on a shared 2-core machine: compare the ratios of one run.
 """
 import argparse
-import os
 import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, 'tools'))
+import benchmark  # tools/benchmark.py, beside this script: the same models, frames and loader
 
 PATHS = {'eager': None, 'fast': {}, 'bfloat16': {'dtype': 'bfloat16'}}
 
@@ -95,7 +91,6 @@ def speed_up(base, key, non_key, interval):
 def measure_path(name, settings, args, frames):
     import torch
 
-    import benchmark
     from lib.model.fast_path import FastPath
     dev = torch.device('cpu')
     bargs = argparse.Namespace(height=args.height, width=args.width, device='cpu')
@@ -143,7 +138,6 @@ def main(argv=None):
 
     import torch
 
-    import benchmark
     from lib.model.fast_path import cpu_bfloat16_native
     if args.threads:
         torch.set_num_threads(args.threads)
