@@ -24,6 +24,7 @@ Figures vary from run to run by 5-15% on a shared 2-core machine: compare the ra
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 
 import benchmark  # tools/benchmark.py, beside this script: the same models, frames and loader
@@ -88,7 +89,7 @@ def speed_up(base, key, non_key, interval):
     return base / ((key + (interval - 1) * non_key) / interval)
 
 
-def measure_path(name, settings, args, frames):
+def measure_path(settings, args, frames):
     import torch
 
     from lib.model.fast_path import FastPath
@@ -143,7 +144,6 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if 'bfloat16' in paths and not cpu_bfloat16_native():
         print('note: this CPU has no native bfloat16; the bfloat16 path runs emulated', file=sys.stderr)
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         cfg, _ = benchmark.build('rfcn', argparse.Namespace(height=args.height, width=args.width, device='cpu'), 'cpu')
         load = benchmark.frame_loader(cfg, torch.device('cpu'))
@@ -156,7 +156,7 @@ def main(argv=None):
     print('|' + '---|' * len(header))
     listed = []
     for name in paths:
-        frame, convs, flops, non_key_layers = measure_path(name, PATHS[name], args, frames)
+        frame, convs, flops, non_key_layers = measure_path(PATHS[name], args, frames)
         ratio = speed_up(flops['baseline'], flops['key'], flops['non-key'], l)
         measured = speed_up(frame['baseline'], frame['key'], frame['non-key'], l)
         bound = speed_up(convs['baseline'], convs['key'], convs['non-key'], l)

@@ -84,6 +84,40 @@ def fold_batchnorm(model):
     return folded
 
 
+def _im2col(x, kernel_size, stride, dilation, padding, dtype, channels_inner=True):
+    """The k_h*k_w shifted (strided, dilated) copies of a 4-d map as one (n h_out w_out, K) matrix in ``dtype``:
+    row (image, y, x) holds the input pixels output (y, x) reads, those outside the map zero. K is ordered
+    (k_h, k_w, c_in) when ``channels_inner`` (the memory order of a channels_last weight), else (c_in, k_h, k_w)
+    (an NCHW weight), so that the matching (c_out, K) weight matrix is a view. The padding is not copied: each
+    tap's out-of-map border is zeroed in place. Returns (columns, h_out, w_out)."""
+    n, c, h, w = x.shape
+    (k_h, k_w), (s_h, s_w), (d_h, d_w), (p_h, p_w) = kernel_size, stride, dilation, padding
+    h_out = (h + 2 * p_h - d_h * (k_h - 1) - 1) // s_h + 1
+    w_out = (w + 2 * p_w - d_w * (k_w - 1) - 1) // s_w + 1
+    src = x.permute(0, 2, 3, 1).to(dtype)  # (n, h, w, c): a view of a channels_last map
+    cols = x.new_empty((n, h_out, w_out, k_h, k_w, c) if channels_inner else (n, h_out, w_out, c, k_h, k_w),
+                       dtype=dtype)
+
+    def valid(offset, size, out, step):  # outputs [lo, hi) whose input index out * step + offset is in the map
+        lo = min(max(0, -(offset // step)), out)
+        return lo, max(min(out, (size - 1 - offset) // step + 1), lo)
+
+    for i in range(k_h):
+        for j in range(k_w):
+            oy, ox = i * d_h - p_h, j * d_w - p_w  # output (y, x) reads input (y s_h + oy, x s_w + ox)
+            (y0, y1), (x0, x1) = valid(oy, h, h_out, s_h), valid(ox, w, w_out, s_w)
+            tap = cols[:, :, :, i, j] if channels_inner else cols[..., i, j]
+            tap[:, :y0].zero_()
+            tap[:, y1:].zero_()
+            tap[:, y0:y1, :x0].zero_()
+            tap[:, y0:y1, x1:].zero_()
+            if y1 > y0 and x1 > x0:
+                tap[:, y0:y1, x0:x1] = src[:, y0 * s_h + oy:(y1 - 1) * s_h + oy + 1:s_h,
+                                           x0 * s_w + ox:(x1 - 1) * s_w + ox + 1:s_w]
+    k = k_h * k_w * c
+    return cols.view(-1, k), h_out, w_out
+
+
 class DilatedConvAsGemm(nn.Module):
     """A stride-1 convolution as one matrix product over the k*k shifted copies of its input (im2col), the
     out-of-map positions zero: the same sums as the convolution's. The fast path uses it for the convolutions
@@ -108,26 +142,10 @@ class DilatedConvAsGemm(nn.Module):
                 and max(module.dilation) > 2 and module.padding_mode == 'zeros' and isinstance(module.padding, tuple))
 
     def forward(self, x):
-        n, c, h, w = x.shape
-        (k_h, k_w), (d_h, d_w), (p_h, p_w) = self.kernel_size, self.dilation, self.padding
-        h_out, w_out = h + 2 * p_h - d_h * (k_h - 1), w + 2 * p_w - d_w * (k_w - 1)
-        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        src = x.permute(0, 2, 3, 1).to(dtype)  # (n, h, w, c): a view of a channels_last map
-        cols = x.new_empty((n, h_out, w_out, k_h, k_w, c), dtype=dtype)
-        for i in range(k_h):
-            for j in range(k_w):
-                oy, ox = i * d_h - p_h, j * d_w - p_w  # output (y, x) reads input (y + oy, x + ox)
-                y0, y1 = min(max(0, -oy), h_out), max(min(h_out, h - oy), 0)
-                x0, x1 = min(max(0, -ox), w_out), max(min(w_out, w - ox), 0)
-                tap = cols[:, :, :, i, j]
-                tap[:, :y0].zero_()
-                tap[:, y1:].zero_()
-                tap[:, y0:y1, :x0].zero_()
-                tap[:, y0:y1, x1:].zero_()
-                if y1 > y0 and x1 > x0:
-                    tap[:, y0:y1, x0:x1] = src[:, y0 + oy:y1 + oy, x0 + ox:x1 + ox]
-        out = torch.addmm(self.bias.to(dtype), cols.view(-1, k_h * k_w * c), self.weight_matrix.to(dtype))
-        return out.view(n, h_out, w_out, self.out_channels).permute(0, 3, 1, 2)
+        dtype = _compute_dtype(x)
+        cols, h_out, w_out = _im2col(x, self.kernel_size, (1, 1), self.dilation, self.padding, dtype)
+        out = torch.addmm(self.bias.to(dtype), cols, self.weight_matrix.to(dtype))
+        return out.view(x.shape[0], h_out, w_out, self.out_channels).permute(0, 3, 1, 2)
 
 
 def _compute_dtype(x):
@@ -255,8 +273,8 @@ class FastTransposedConv(nn.Module):
 
 class SmallMapConvAsGemm(nn.Module):
     """A convolution (groups 1, dilation 1) whose map is small against its weight as one matrix product over
-    its input's k*k shifted, strided copies (im2col of the zero-padded map), reading the convolution's own
-    weight in place (in either memory format): where the output has fewer pixels than a 64th of the products' depth (c_in*k*k) -- FlowNet-S's
+    its input's k*k shifted, strided copies (_im2col, shared with DilatedConvAsGemm), reading the convolution's
+    own weight in place (in either memory format): where the output has fewer pixels than a 64th of the products' depth (c_in*k*k) -- FlowNet-S's
     conv6 and conv6_1 at 5x8 with 4.7 M and 9.4 M weights at 600x1000 -- oneDNN re-lays the weight out at every
     call and the layer is bound by that traffic (conv6_1, caches cold: 18.7 -> 5.0 ms float32, 3.7 -> 2.8 ms
     bfloat16); elsewhere the convolution itself runs. The same sums as the convolution's."""
@@ -283,31 +301,16 @@ class SmallMapConvAsGemm(nn.Module):
     def forward(self, x):
         if not self.uses_gemm(x):
             return self.conv(x)
-        n, c, h, w = x.shape
-        (k_h, k_w), (s_h, s_w), (p_h, p_w) = self.conv.kernel_size, self.conv.stride, self.conv.padding
-        h_out, w_out = self._output_size(h, w)
-        dtype = _compute_dtype(x)
-        src = F.pad(x.to(dtype), (p_w, p_w, p_h, p_h)).permute(0, 2, 3, 1)  # (n, h, w, c), zero border
-        # the columns in the order of the weight's memory: (k_h, k_w, c_in) for a channels_last weight, else
-        # (c_in, k_h, k_w), so that the (c_out, k_h k_w c_in) matrix is a view of it (no copy)
-        weight = self.conv.weight
-        channels_inner = not weight.is_contiguous()  # a channels_last weight: c_in innermost
-        cols = src.new_empty((n, h_out, w_out, k_h, k_w, c) if channels_inner else (n, h_out, w_out, c, k_h, k_w))
-        for i in range(k_h):
-            for j in range(k_w):
-                tap = src[:, i:i + s_h * (h_out - 1) + 1:s_h, j:j + s_w * (w_out - 1) + 1:s_w]
-                if channels_inner:
-                    cols[:, :, :, i, j] = tap
-                else:
-                    cols[..., i, j] = tap
-        weight = (weight.permute(0, 2, 3, 1).reshape(self.conv.out_channels, -1) if channels_inner
-                  else weight.reshape(self.conv.out_channels, -1)).to(dtype)
-        cols = cols.view(-1, k_h * k_w * c)
-        if self.conv.bias is not None:
-            out = torch.addmm(self.conv.bias.to(dtype), cols, weight.t())
+        conv, dtype = self.conv, _compute_dtype(x)
+        channels_inner = not conv.weight.is_contiguous()  # a channels_last weight: c_in innermost
+        cols, h_out, w_out = _im2col(x, conv.kernel_size, conv.stride, (1, 1), conv.padding, dtype, channels_inner)
+        weight = (conv.weight.permute(0, 2, 3, 1) if channels_inner else conv.weight).reshape(conv.out_channels, -1)
+        weight = weight.to(dtype)
+        if conv.bias is not None:
+            out = torch.addmm(conv.bias.to(dtype), cols, weight.t())
         else:
             out = torch.mm(cols, weight.t())
-        return out.view(n, h_out, w_out, -1).permute(0, 3, 1, 2)  # a channels_last map
+        return out.view(x.shape[0], h_out, w_out, -1).permute(0, 3, 1, 2)  # a channels_last map
 
 
 class PointwiseConvToNCHW(nn.Module):
